@@ -1,0 +1,215 @@
+"""The thin adapter between an asyncio transport and a Twisted-style protocol.
+
+Every byte a tapster server sends goes through :class:`Transport.write`, so it
+is the asyncio transport's own bound ``write`` stored on the instance: no extra
+Python frame per call. Everything else here runs once per connection or only
+when flow control kicks in.
+
+Flow control: asyncio tells the protocol ``pause_writing()`` when the kernel
+and the transport buffer are full, ``resume_writing()`` when they drained.
+A registered producer is paused and resumed accordingly (a pull producer is
+asked for more with ``resumeProducing()`` while the buffer has room). With no
+producer registered, the transport stops *reading* from the peer while its
+write buffer is full: an echo-like protocol facing a client that sends but
+never reads therefore never buffers without bound.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from core.address import from_sockaddr
+from core.failure import Failure
+
+__all__ = ["Transport", "attach"]
+
+
+class Transport:
+    """What ``protocol.transport`` is for stream connections (TCP, UNIX, SSL)."""
+
+    __slots__ = (
+        "_t",
+        "protocol",
+        "write",
+        "disconnecting",
+        "producer",
+        "streamingProducer",
+        "connector",
+        "_kind",
+        "_writing_paused",
+        "_reading_paused_by_us",
+        "_lost_hook",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        aio_transport: Any,
+        protocol: Any,
+        kind: str = "TCP",
+        connector: Any = None,
+        lost_hook: Callable[[Failure], None] | None = None,
+    ) -> None:
+        self._t = aio_transport
+        self.protocol = protocol
+        self.write: Callable[[bytes], None] = aio_transport.write
+        self.disconnecting = False
+        self.producer: Any = None
+        self.streamingProducer = False
+        self.connector = connector
+        self._kind = kind
+        self._writing_paused = False
+        self._reading_paused_by_us = False
+        self._lost_hook = lost_hook
+
+    # -- ITransport ---------------------------------------------------------
+
+    def writeSequence(self, data: Any) -> None:
+        """Write an iterable of bytes in one go."""
+        self._t.writelines(data)
+
+    def loseConnection(self) -> None:
+        """Close once everything written so far has been sent."""
+        if self.disconnecting:
+            return
+        self.disconnecting = True
+        self._t.close()
+
+    def abortConnection(self) -> None:
+        """Close at once, dropping unsent data."""
+        self.disconnecting = True
+        self._t.abort()
+
+    def getPeer(self) -> Any:
+        return from_sockaddr(self._t.get_extra_info("peername"), self._kind)
+
+    def getHost(self) -> Any:
+        return from_sockaddr(self._t.get_extra_info("sockname"), self._kind)
+
+    def getHandle(self) -> Any:
+        """The underlying socket object (asyncio's read-only socket wrapper)."""
+        return self._t.get_extra_info("socket")
+
+    def getTcpNoDelay(self) -> bool:
+        import socket
+
+        sock = self.getHandle()
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        import socket
+
+        self.getHandle().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(bool(enabled)))
+
+    def getTcpKeepAlive(self) -> bool:
+        import socket
+
+        return bool(self.getHandle().getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+
+    def setTcpKeepAlive(self, enabled: bool) -> None:
+        import socket
+
+        self.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, int(bool(enabled)))
+
+    def logPrefix(self) -> str:
+        return type(self.protocol).__name__
+
+    # -- IConsumer -------------------------------------------------------------
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        """Attach a producer whose output this transport consumes.
+
+        ``streaming`` producers are paused and resumed as the write buffer
+        fills and drains; pull producers get ``resumeProducing()`` whenever
+        there is room for more.
+        """
+        if self.producer is not None:
+            raise RuntimeError(
+                f"Cannot register producer {producer!r}, because producer {self.producer!r} was never unregistered."
+            )
+        if self._t.is_closing():
+            producer.stopProducing()
+            return
+        self.producer = producer
+        self.streamingProducer = bool(streaming)
+        if streaming:
+            if self._writing_paused:
+                producer.pauseProducing()
+        else:
+            self._schedule_pull()
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
+        self.streamingProducer = False
+
+    def _schedule_pull(self) -> None:
+        import asyncio
+
+        asyncio.get_event_loop().call_soon(self._pull)
+
+    def _pull(self) -> None:
+        producer = self.producer
+        if producer is None or self.streamingProducer or self._writing_paused or self._t.is_closing():
+            return
+        producer.resumeProducing()
+        if self.producer is producer and not self._writing_paused:
+            self._schedule_pull()
+
+    # -- IPushProducer: the transport produces what the peer sends -----------
+
+    def pauseProducing(self) -> None:
+        self._t.pause_reading()
+
+    def resumeProducing(self) -> None:
+        self._t.resume_reading()
+
+    def stopProducing(self) -> None:
+        self.loseConnection()
+
+    # -- called by the protocol's asyncio callbacks ---------------------------
+
+    def _pause_writing(self) -> None:
+        self._writing_paused = True
+        producer = self.producer
+        if producer is not None:
+            if self.streamingProducer:
+                producer.pauseProducing()
+        elif not self._reading_paused_by_us and self._t.is_reading():
+            self._reading_paused_by_us = True
+            self._t.pause_reading()
+
+    def _resume_writing(self) -> None:
+        self._writing_paused = False
+        producer = self.producer
+        if producer is not None:
+            if self.streamingProducer:
+                producer.resumeProducing()
+            else:
+                self._schedule_pull()
+        if self._reading_paused_by_us:
+            self._reading_paused_by_us = False
+            if not self._t.is_closing():
+                self._t.resume_reading()
+
+    def _connection_lost(self, reason: Failure) -> None:
+        self.disconnecting = True
+        producer = self.producer
+        if producer is not None:
+            self.producer = None
+            producer.stopProducing()
+
+    def __repr__(self) -> str:
+        return f"<{self._kind} Transport of {type(self.protocol).__name__}>"
+
+
+def attach(
+    protocol: Any,
+    aio_transport: Any,
+    kind: str = "TCP",
+    connector: Any = None,
+    lost_hook: Callable[[Failure], None] | None = None,
+) -> Transport:
+    """Wrap ``aio_transport`` and hand it to ``protocol.makeConnection``."""
+    transport = Transport(aio_transport, protocol, kind, connector, lost_hook)
+    protocol.makeConnection(transport)
+    return transport

@@ -1,0 +1,170 @@
+"""Exceptions raised by tapster's core library.
+
+The hierarchy, drawn once here so that callers know what to catch::
+
+    TapsterError                      base of everything tapster raises on purpose
+    ├── CannotListenError             bind/listen failed; names the address and the OS reason
+    ├── ConnectError                  an outgoing connection failed
+    │   ├── ConnectionRefusedError
+    │   ├── DNSLookupError
+    │   └── TimeoutError
+    ├── ConnectionClosed              passed to ``connectionLost`` (wrapped in a Failure)
+    │   ├── ConnectionDone            closed cleanly
+    │   └── ConnectionLost            closed uncleanly (reset, abort, error)
+    ├── ReactorError
+    │   ├── ReactorNotRunning         ``stop()`` on a reactor that is not running
+    │   ├── ReactorAlreadyRunning
+    │   └── ReactorAlreadyInstalledError
+    ├── AlreadyCalled / AlreadyCancelled   misuse of a DelayedCall
+    ├── PersistError                  a saved application cannot be written or read
+    │   └── BadPassphrase             wrong passphrase for an encrypted file
+    └── PluginError                   a plugin cannot be found or loaded
+
+Command-line front ends (mktap, twistd) turn ``TapsterError`` into one line on
+stderr; anything else is a bug and keeps its traceback under ``--debug``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TapsterError",
+    "CannotListenError",
+    "ConnectError",
+    "ConnectionRefusedError",
+    "DNSLookupError",
+    "TimeoutError",
+    "ConnectionClosed",
+    "ConnectionDone",
+    "ConnectionLost",
+    "ReactorError",
+    "ReactorNotRunning",
+    "ReactorAlreadyRunning",
+    "ReactorAlreadyInstalledError",
+    "AlreadyCalled",
+    "AlreadyCancelled",
+    "PersistError",
+    "BadPassphrase",
+    "PluginError",
+]
+
+
+class TapsterError(Exception):
+    """Base class of the errors tapster raises deliberately, with a message fit for users."""
+
+
+class CannotListenError(TapsterError):
+    """Binding or listening failed.
+
+    The message names the address so that "address in use" is actionable.
+    """
+
+    def __init__(self, interface: str, port: object, socketError: BaseException) -> None:
+        super().__init__(interface, port, socketError)
+        self.interface = interface
+        self.port = port
+        self.socketError = socketError
+
+    def __str__(self) -> str:
+        where = describe_address(self.interface, self.port)
+        reason = getattr(self.socketError, "strerror", None) or str(self.socketError)
+        hint = ""
+        errno = getattr(self.socketError, "errno", None)
+        if errno == 98:  # EADDRINUSE
+            hint = " (another process is listening there: stop it or choose another port)"
+        elif errno == 13:  # EACCES
+            hint = " (ports below 1024 need root: start as root or choose a port above 1023)"
+        elif errno == 99:  # EADDRNOTAVAIL
+            hint = " (no such local address on this machine)"
+        return f"cannot listen on {where}: {reason}{hint}"
+
+
+def describe_address(interface: str, port: object) -> str:
+    """Render an address the way a user would type it (``127.0.0.1:8007``, ``[::1]:80``, a path)."""
+    if port is None or port == "":
+        return str(interface)
+    if interface in ("", None):
+        interface = "0.0.0.0"
+    if ":" in str(interface):
+        return f"[{interface}]:{port}"
+    return f"{interface}:{port}"
+
+
+class ConnectError(TapsterError):
+    """An outgoing connection could not be made."""
+
+    def __init__(self, osError: object = None, string: str = "") -> None:
+        super().__init__(osError, string)
+        self.osError = osError
+        self.string = string
+
+    def __str__(self) -> str:
+        text = type(self).__doc__.strip().splitlines()[0] if type(self).__doc__ else "connect error"
+        extra = ": ".join(str(x) for x in (self.osError, self.string) if x)
+        return f"{text}: {extra}" if extra else text
+
+
+class ConnectionRefusedError(ConnectError):
+    """Connection was refused by the other side."""
+
+
+class DNSLookupError(ConnectError):
+    """The host name could not be resolved."""
+
+
+class TimeoutError(ConnectError):  # noqa: A001 - Twisted's name
+    """The connection attempt timed out."""
+
+
+class ConnectionClosed(TapsterError):
+    """The connection is closed; base of the reasons handed to ``connectionLost``."""
+
+
+class ConnectionDone(ConnectionClosed):
+    """The connection was closed cleanly."""
+
+    def __str__(self) -> str:
+        return "Connection was closed cleanly."
+
+
+class ConnectionLost(ConnectionClosed):
+    """The connection was closed in a non-clean fashion."""
+
+    def __str__(self) -> str:
+        detail = ": ".join(str(a) for a in self.args if a)
+        return f"Connection to the other side was lost in a non-clean fashion{': ' + detail if detail else '.'}"
+
+
+class ReactorError(TapsterError):
+    """Misuse of the reactor."""
+
+
+class ReactorNotRunning(ReactorError):
+    """``stop()`` was called on a reactor that is not running."""
+
+
+class ReactorAlreadyRunning(ReactorError):
+    """``run()`` was called on a reactor that is already running."""
+
+
+class ReactorAlreadyInstalledError(ReactorError):
+    """A different reactor was requested after the shared one was installed."""
+
+
+class AlreadyCalled(TapsterError):
+    """The DelayedCall has already run."""
+
+
+class AlreadyCancelled(TapsterError):
+    """The DelayedCall has already been cancelled."""
+
+
+class PersistError(TapsterError):
+    """A saved application could not be written or read."""
+
+
+class BadPassphrase(PersistError):
+    """The passphrase does not open this encrypted file."""
+
+
+class PluginError(TapsterError):
+    """A plugin could not be found or loaded."""

@@ -1,0 +1,370 @@
+"""Protocols and factories with Twisted's names, running directly on asyncio transports.
+
+The contract of a stream protocol, in the order the callbacks arrive::
+
+    makeConnection(transport)      # sets .transport and .connected, then
+      connectionMade()             # once
+      dataReceived(data)*          # zero or more times, bytes as they arrive
+      connectionLost(reason)       # once; reason is a Failure of ConnectionDone
+                                   # (clean close) or ConnectionLost (anything else)
+
+A :class:`Protocol` is itself the asyncio protocol object: ``data_received``
+is bound to ``dataReceived`` *at class level* when a subclass is created,
+because uvloop looks the method up once per connection and ignores instance
+attributes. The result is that a byte from the socket reaches
+``dataReceived`` with no adapter frame in between. Consequently, assigning
+``protocol.dataReceived = f`` on an *instance* does not reroute data; define
+it on the class.
+
+A :class:`Factory` builds one protocol per connection (``buildProtocol(addr)``;
+returning ``None`` refuses the connection) and is told when it starts and stops
+serving (``doStart``/``doStop`` → ``startFactory``/``stopFactory``, counted
+over all the ports it listens on). Factories are saved with the application;
+protocols are not.
+
+This module imports neither asyncio nor socket: plugin modules can import it
+at the top without slowing down ``mktap --help``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any, Callable
+
+from core._transport import Transport, attach
+from core.errors import ConnectionDone, ConnectionLost
+from core.failure import Failure
+
+__all__ = [
+    "BaseProtocol",
+    "Protocol",
+    "Factory",
+    "ServerFactory",
+    "ClientFactory",
+    "ReconnectingClientFactory",
+    "DatagramProtocol",
+    "ConnectedDatagramProtocol",
+    "connectionDone",
+]
+
+_log = logging.getLogger("tapster.protocol")
+
+#: The reason handed to ``connectionLost`` when a connection closed cleanly.
+connectionDone = Failure(ConnectionDone())
+
+
+def _reason(exc: BaseException | None) -> Failure:
+    if exc is None:
+        return Failure(ConnectionDone())
+    if isinstance(exc, (ConnectionDone, ConnectionLost)):
+        return Failure(exc)
+    return Failure(ConnectionLost(exc))
+
+
+class BaseProtocol:
+    """What every protocol has: a transport and the moment it was connected."""
+
+    connected = 0
+    transport: Any = None
+
+    def makeConnection(self, transport: Any) -> None:
+        """Attach ``transport`` and call :meth:`connectionMade`. Called by the reactor."""
+        self.connected = 1
+        self.transport = transport
+        self.connectionMade()
+
+    def connectionMade(self) -> None:
+        """The connection is up; ``self.transport`` may be written to."""
+
+    def logPrefix(self) -> str:
+        return type(self).__name__
+
+
+class Protocol(BaseProtocol):
+    """A stream protocol: override :meth:`dataReceived` and friends.
+
+    The asyncio callbacks (``connection_made``, ``data_received``,
+    ``connection_lost``, ``pause_writing``, ``resume_writing``,
+    ``eof_received``) are the adapter; do not override them.
+    """
+
+    factory: Any = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The hot path: asyncio/uvloop call data_received, which *is* dataReceived.
+        cls.data_received = cls.dataReceived  # type: ignore[attr-defined]
+
+    def dataReceived(self, data: bytes) -> None:
+        """Bytes arrived. There is no message framing: ``data`` may be any slice of the stream."""
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        """The connection is gone; ``reason`` says why. No more writes are possible."""
+
+    # -- asyncio protocol interface ------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        attach(self, transport)
+
+    data_received = dataReceived
+
+    def eof_received(self) -> bool | None:
+        return None  # let the transport close; connectionLost follows
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        transport = self.transport
+        reason = _reason(exc)
+        self.connected = 0
+        if transport is None:
+            self.connectionLost(reason)
+            return
+        transport._connection_lost(reason)
+        try:
+            self.connectionLost(reason)
+        finally:
+            hook = transport._lost_hook
+            if hook is not None:
+                hook(reason)
+
+    def pause_writing(self) -> None:
+        self.transport._pause_writing()
+
+    def resume_writing(self) -> None:
+        self.transport._resume_writing()
+
+
+class Factory:
+    """Builds protocols for the connections of one or more ports.
+
+    ``protocol`` is the class instantiated by :meth:`buildProtocol`; the
+    instance gets ``.factory`` pointing back here.
+    """
+
+    protocol: Callable[[], Any] | None = None
+    numPorts = 0
+    noisy = True
+
+    @classmethod
+    def forProtocol(cls, protocol: Callable[[], Any], *args: Any, **kwargs: Any) -> "Factory":
+        """A factory of this class whose ``protocol`` is ``protocol``."""
+        factory = cls(*args, **kwargs)
+        factory.protocol = protocol
+        return factory
+
+    def logPrefix(self) -> str:
+        return type(self).__name__
+
+    def doStart(self) -> None:
+        """Called by each port that starts using this factory; starts it on the first."""
+        if not self.numPorts:
+            if self.noisy:
+                _log.debug("Starting factory %r", self)
+            self.startFactory()
+        self.numPorts += 1
+
+    def doStop(self) -> None:
+        """Called by each port that stops; stops the factory with the last one."""
+        if self.numPorts == 0:
+            return
+        self.numPorts -= 1
+        if not self.numPorts:
+            if self.noisy:
+                _log.debug("Stopping factory %r", self)
+            self.stopFactory()
+
+    def startFactory(self) -> None:
+        """Acquire what the protocols share (open files, connections). Override."""
+
+    def stopFactory(self) -> None:
+        """Release what :meth:`startFactory` acquired. Override."""
+
+    def buildProtocol(self, addr: Any) -> Any:
+        """A new protocol for a connection from ``addr``; ``None`` refuses the connection."""
+        assert self.protocol is not None, f"{type(self).__name__}.protocol is not set"
+        p = self.protocol()
+        p.factory = self
+        return p
+
+    def __getstate__(self) -> dict[str, Any]:
+        # How many ports use the factory is a fact about this process, not the application.
+        state = self.__dict__.copy()
+        state.pop("numPorts", None)
+        return state
+
+
+class ServerFactory(Factory):
+    """A factory for servers (nothing more than :class:`Factory`, named for clarity)."""
+
+
+class ClientFactory(Factory):
+    """A factory for outgoing connections; told how connection attempts went."""
+
+    def startedConnecting(self, connector: Any) -> None:
+        """A connection attempt has started; ``connector.stopConnecting()`` cancels it."""
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        """The connection attempt failed; ``connector.connect()`` would try again."""
+
+    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+        """An established connection was lost; ``connector.connect()`` reconnects."""
+
+
+class ReconnectingClientFactory(ClientFactory):
+    """A client factory that reconnects with exponential back-off and jitter.
+
+    Call :meth:`resetDelay` once a connection is known good (typically in the
+    protocol's ``connectionMade``), :meth:`stopTrying` to give up.
+    """
+
+    maxDelay = 3600
+    initialDelay = 1.0
+    factor = 2.7182818284590451
+    jitter = 0.11962656472
+    delay = initialDelay
+    retries = 0
+    maxRetries: int | None = None
+    _callID: Any = None
+    connector: Any = None
+    clock: Any = None
+    continueTrying = 1
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        if self.continueTrying:
+            self.connector = connector
+            self.retry()
+
+    def clientConnectionLost(self, connector: Any, unused_reason: Failure) -> None:
+        if self.continueTrying:
+            self.connector = connector
+            self.retry()
+
+    def retry(self, connector: Any = None) -> None:
+        """Schedule the next connection attempt after the current delay."""
+        if not self.continueTrying:
+            return
+        if connector is None:
+            if self.connector is None:
+                raise ValueError("no connector to retry")
+            connector = self.connector
+        self.retries += 1
+        if self.maxRetries is not None and self.retries > self.maxRetries:
+            if self.noisy:
+                _log.info("Abandoning %r after %d retries.", connector, self.retries)
+            return
+        self.delay = min(self.delay * self.factor, self.maxDelay)
+        if self.jitter:
+            self.delay = random.normalvariate(self.delay, self.delay * self.jitter)
+        if self.noisy:
+            _log.info("%r will retry in %d seconds", connector, self.delay)
+
+        def reconnector() -> None:
+            self._callID = None
+            connector.connect()
+
+        clock = self.clock
+        if clock is None:
+            from core import reactor as clock  # the shared reactor
+        self._callID = clock.callLater(self.delay, reconnector)
+
+    def stopTrying(self) -> None:
+        """Stop retrying, cancel a pending attempt and any connection in progress."""
+        if self._callID:
+            self._callID.cancel()
+            self._callID = None
+        self.continueTrying = 0
+        if self.connector:
+            try:
+                self.connector.stopConnecting()
+            except Exception:  # noqa: BLE001 - not connecting: nothing to stop
+                pass
+
+    def resetDelay(self) -> None:
+        """Call after a successful connection: the next failure starts from the initial delay."""
+        self.delay = self.initialDelay
+        self.retries = 0
+        self._callID = None
+        self.continueTrying = 1
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for key in ("connector", "retries", "delay", "continueTrying", "_callID", "clock"):
+            state.pop(key, None)
+        return state
+
+
+class DatagramProtocol:
+    """A UDP (or UNIX datagram) protocol: override :meth:`datagramReceived`.
+
+    ``startProtocol`` runs when the port starts listening, ``stopProtocol``
+    when it stops. ``self.transport.write(data, addr)`` sends.
+    """
+
+    transport: Any = None
+    numPorts = 0
+    noisy = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.datagram_received = cls.datagramReceived  # type: ignore[attr-defined]
+
+    def logPrefix(self) -> str:
+        return type(self).__name__
+
+    def doStart(self) -> None:
+        if not self.numPorts:
+            self.startProtocol()
+        self.numPorts += 1
+
+    def doStop(self) -> None:
+        if self.numPorts == 0:
+            return
+        self.numPorts -= 1
+        self.transport = None
+        if not self.numPorts:
+            self.stopProtocol()
+
+    def startProtocol(self) -> None:
+        """The port is listening."""
+
+    def stopProtocol(self) -> None:
+        """The port stopped listening."""
+
+    def makeConnection(self, transport: Any) -> None:
+        """Attach the datagram transport and start the protocol."""
+        assert self.transport is None, "a DatagramProtocol serves one port at a time"
+        self.transport = transport
+        self.doStart()
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        """A datagram arrived from ``addr`` (a ``(host, port)`` tuple, or a path)."""
+
+    def connectionRefused(self) -> None:
+        """A connected datagram port got ICMP port unreachable."""
+
+    # -- asyncio datagram protocol interface ----------------------------------
+
+    def connection_made(self, transport: Any) -> None:  # set by the port instead
+        pass
+
+    datagram_received = datagramReceived
+
+    def error_received(self, exc: BaseException) -> None:
+        if isinstance(exc, ConnectionRefusedError):
+            self.connectionRefused()
+        else:
+            _log.warning("%s: datagram error: %s", self.logPrefix(), exc)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("transport", None)
+        state.pop("numPorts", None)
+        return state
+
+
+class ConnectedDatagramProtocol(DatagramProtocol):
+    """A datagram protocol for a port connected to one peer (``transport.connect``)."""
+

@@ -1,0 +1,44 @@
+"""tapster's own implementations of the hooks in :mod:`core.hookspecs`.
+
+Registered by :func:`core.plugin.get_plugin_manager` exactly like a third-party
+hook module, so built-ins take no shortcut.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.hookspecs import FormatSpec, ReactorSpec, hookimpl
+
+
+def _asyncio_reactor() -> Any:
+    import asyncio
+
+    from core._reactor import AsyncioReactor
+
+    return AsyncioReactor(asyncio.new_event_loop(), name="asyncio")
+
+
+def _uvloop_reactor() -> Any:
+    import uvloop
+
+    from core._reactor import AsyncioReactor
+
+    return AsyncioReactor(uvloop.new_event_loop(), name="uvloop")
+
+
+@hookimpl
+def tapster_reactors() -> list[ReactorSpec]:
+    specs = [ReactorSpec("asyncio", "the standard library's asyncio event loop", _asyncio_reactor)]
+    import importlib.util
+
+    if importlib.util.find_spec("uvloop") is not None:
+        specs.append(ReactorSpec("uvloop", "uvloop, asyncio on libuv (the default: faster)", _uvloop_reactor))
+    return specs
+
+
+@hookimpl
+def tapster_formats() -> list[FormatSpec]:
+    from core import _pickle_format
+
+    return [_pickle_format.SPEC]

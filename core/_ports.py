@@ -1,0 +1,632 @@
+"""Listening ports and connectors for the reactor.
+
+Binding is synchronous (a plain ``socket.bind``/``listen`` before asyncio sees
+the socket) so errors surface where the user can act on them:
+``listenTCP(80, f)`` raises :class:`CannotListenError` naming ``0.0.0.0:80``
+at once. Serving is asyncio's (``create_server(sock=...)``): with uvloop the
+accept loop is libuv's, not ours.
+
+Each accepted connection first meets a tiny :class:`_Acceptor`; it asks the
+factory for a protocol with the peer's address (Twisted's
+``buildProtocol(addr)``), then hands the asyncio transport to that protocol
+with ``transport.set_protocol``. From then on the loop calls the protocol's
+``data_received`` (which is its ``dataReceived``) directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import logging
+import os
+import socket
+import stat
+import struct
+from typing import Any, Callable
+
+from core._transport import attach
+from core.address import IPv4Address, IPv6Address, UNIXAddress, from_sockaddr
+from core.errors import (
+    CannotListenError,
+    ConnectError,
+    ConnectionRefusedError,
+    DNSLookupError,
+    TimeoutError,
+    TapsterError,
+)
+from core.failure import Failure
+
+__all__ = ["PortsMixin", "ListeningPort", "Connector", "DatagramPort"]
+
+_log = logging.getLogger("tapster.reactor")
+
+
+class NotConnectingError(TapsterError):
+    """``stopConnecting()`` on a connector that is not connecting."""
+
+
+def _ssl_context(contextFactory: Any) -> Any:
+    """Accept an ``ssl.SSLContext`` or a Twisted-style object with ``getContext()``."""
+    get = getattr(contextFactory, "getContext", None)
+    return get() if get is not None else contextFactory
+
+
+def _inet_family(interface: str) -> int:
+    if not interface:
+        return socket.AF_INET
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(interface.split("%")[0]).version == 6 else socket.AF_INET
+    except ValueError:  # a host name: resolve it once, now
+        try:
+            return socket.getaddrinfo(interface, None, type=socket.SOCK_STREAM)[0][0]
+        except socket.gaierror:
+            return socket.AF_INET
+
+
+def _bind_inet(kind: int, interface: str, port: int, backlog: int | None, reuse: bool = True) -> socket.socket:
+    family = _inet_family(interface)
+    sock = socket.socket(family, kind)
+    try:
+        if reuse and os.name == "posix":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.bind(socket.getaddrinfo(interface, port, family, kind)[0][4])
+        else:
+            sock.bind((interface, port))
+        if backlog is not None:
+            sock.listen(backlog)
+    except (OSError, OverflowError) as e:
+        sock.close()
+        raise CannotListenError(interface, port, e) from e
+    sock.setblocking(False)
+    return sock
+
+
+class _Acceptor:
+    """Meets each accepted connection, builds the real protocol and steps aside."""
+
+    __slots__ = ("_port",)
+
+    def __init__(self, port: "ListeningPort") -> None:
+        self._port = port
+
+    def connection_made(self, transport: Any) -> None:
+        port = self._port
+        addr = from_sockaddr(transport.get_extra_info("peername"), port.kind)
+        try:
+            protocol = port.factory.buildProtocol(addr)
+        except Exception:
+            _log.exception("%s.buildProtocol(%r) failed; dropping the connection", type(port.factory).__name__, addr)
+            transport.abort()
+            return
+        if protocol is None:
+            transport.abort()
+            return
+        transport.set_protocol(protocol)
+        attach(protocol, transport, port.kind)
+
+    def data_received(self, data: bytes) -> None:  # only before the hand-over, i.e. never
+        pass
+
+    def eof_received(self) -> None:
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        pass
+
+
+class ListeningPort:
+    """A listening stream socket (TCP, UNIX or SSL) serving ``factory``."""
+
+    def __init__(self, reactor: Any, kind: str, sock: socket.socket, factory: Any, ssl: Any = None,
+                 unlink: tuple[str, ...] = ()) -> None:
+        self.reactor = reactor
+        self.kind = kind
+        self.factory = factory
+        self.connected = False
+        self._sock = sock
+        self._ssl = ssl
+        self._unlink = unlink
+        self._server: Any = None
+        self._pending: asyncio.Future | None = None
+        self._host = from_sockaddr(sock.getsockname(), "TCP" if kind == "SSL" else kind)
+
+    def startListening(self) -> None:
+        """Hand the bound socket to the loop and start the factory."""
+        loop = self.reactor.loop
+        self.factory.doStart()
+        self.connected = True
+        coro = loop.create_server(lambda: _Acceptor(self), sock=self._sock, ssl=self._ssl)
+        if loop.is_running():
+            self._pending = asyncio.ensure_future(coro, loop=loop)
+            self._pending.add_done_callback(self._served)
+        else:
+            self._server = loop.run_until_complete(coro)
+
+    def _served(self, fut: asyncio.Future) -> None:
+        self._pending = None
+        if fut.cancelled():
+            return
+        if fut.exception() is not None:
+            _log.error("could not serve %s: %s", self._describe(), fut.exception())
+            return
+        self._server = fut.result()
+        if not self.connected:  # stopListening came first
+            self._server.close()
+
+    def getHost(self) -> IPv4Address | IPv6Address | UNIXAddress:
+        return self._host
+
+    def stopListening(self) -> None:
+        """Stop accepting connections (open ones stay), stop the factory."""
+        if not self.connected:
+            return None
+        self.connected = False
+        if self._server is not None:
+            self._server.close()
+        elif self._pending is None:
+            self._sock.close()
+        for path in self._unlink:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self.factory.doStop()
+        return None
+
+    loseConnection = stopListening
+
+    def _describe(self) -> str:
+        h = self._host
+        return str(h.name) if isinstance(h, UNIXAddress) else f"{h.host}:{h.port}"
+
+    def __repr__(self) -> str:
+        state = "listening" if self.connected else "not listening"
+        return f"<{type(self.factory).__name__} on {self.kind} {self._describe()} ({state})>"
+
+
+class _ClientAdapter:
+    """Meets an outgoing connection once it is up, then hands over like :class:`_Acceptor`."""
+
+    __slots__ = ("_connector",)
+
+    def __init__(self, connector: "Connector") -> None:
+        self._connector = connector
+
+    def connection_made(self, transport: Any) -> None:
+        connector = self._connector
+        addr = from_sockaddr(transport.get_extra_info("peername"), connector.kind)
+        protocol = connector.factory.buildProtocol(addr)
+        if protocol is None:
+            transport.abort()
+            connector._connection_failed(Failure(ConnectError(string="buildProtocol refused the connection")))
+            return
+        transport.set_protocol(protocol)
+        connector.state = "connected"
+        connector.transport = attach(protocol, transport, connector.kind, connector, connector._connection_lost)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> None:
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        pass
+
+
+class Connector:
+    """An outgoing connection attempt: ``connect()``, ``disconnect()``, ``stopConnecting()``."""
+
+    def __init__(self, reactor: Any, kind: str, factory: Any, timeout: float,
+                 open_connection: Callable[[Callable[[], Any]], Any], destination: Any) -> None:
+        self.reactor = reactor
+        self.kind = kind
+        self.factory = factory
+        self.timeout = timeout
+        self.state = "disconnected"
+        self.transport: Any = None
+        self.factoryStarted = False
+        self._open = open_connection
+        self._destination = destination
+        self._task: asyncio.Task | None = None
+
+    def connect(self) -> None:
+        """Start a connection attempt (also used to reconnect after a loss)."""
+        if self.state != "disconnected":
+            raise RuntimeError(f"can't connect in state {self.state!r}")
+        self.state = "connecting"
+        if not self.factoryStarted:
+            self.factory.doStart()
+            self.factoryStarted = True
+        self._task = self.reactor.loop.create_task(self._attempt())
+        self.factory.startedConnecting(self)
+
+    async def _attempt(self) -> None:
+        try:
+            timeout = self.timeout if self.timeout and self.timeout > 0 else None
+            await asyncio.wait_for(self._open(lambda: _ClientAdapter(self)), timeout)
+        except asyncio.CancelledError:
+            if self.state == "connecting":
+                self._connection_failed(Failure(ConnectError(string="connection was cancelled")))
+        except asyncio.TimeoutError:
+            self._connection_failed(Failure(TimeoutError(string=f"no answer from {self._describe()} in {self.timeout}s")))
+        except socket.gaierror as e:
+            self._connection_failed(Failure(DNSLookupError(e, self._describe())))
+        except OSError as e:
+            cls = ConnectionRefusedError if e.errno == errno.ECONNREFUSED else ConnectError
+            self._connection_failed(Failure(cls(e.strerror or str(e), self._describe())))
+        finally:
+            self._task = None
+
+    def _connection_failed(self, reason: Failure) -> None:
+        self.transport = None
+        self.state = "disconnected"
+        self.factory.clientConnectionFailed(self, reason)
+        if self.state == "disconnected":
+            self._stop_factory()
+
+    def _connection_lost(self, reason: Failure) -> None:
+        self.transport = None
+        self.state = "disconnected"
+        self.factory.clientConnectionLost(self, reason)
+        if self.state == "disconnected":
+            self._stop_factory()
+
+    def _stop_factory(self) -> None:
+        if self.factoryStarted:
+            self.factoryStarted = False
+            self.factory.doStop()
+
+    def stopConnecting(self) -> None:
+        """Abandon the attempt in progress; the factory hears clientConnectionFailed."""
+        if self.state != "connecting" or self._task is None:
+            raise NotConnectingError("we're not trying to connect")
+        self._task.cancel()
+
+    def disconnect(self) -> None:
+        """Stop connecting, or close the established connection."""
+        if self.state == "connecting":
+            self.stopConnecting()
+        elif self.state == "connected" and self.transport is not None:
+            self.transport.loseConnection()
+
+    def getDestination(self) -> Any:
+        return self._destination
+
+    def _describe(self) -> str:
+        d = self._destination
+        return str(d.name) if isinstance(d, UNIXAddress) else f"{d.host}:{d.port}"
+
+    def __repr__(self) -> str:
+        return f"<Connector {self.kind} to {self._describe()} ({self.state})>"
+
+
+class DatagramTransport:
+    """``protocol.transport`` of a datagram port: ``write(data, addr)`` and multicast controls."""
+
+    def __init__(self, port: "DatagramPort", aio_transport: Any) -> None:
+        self._port = port
+        self._t = aio_transport
+        self._connected_to: Any = None
+
+    def write(self, datagram: bytes, addr: Any = None) -> None:
+        if addr is None and self._connected_to is None and self._port.kind != "UNIXConnected":
+            raise ValueError("write() needs an address on an unconnected datagram port")
+        self._t.sendto(datagram, addr)
+
+    def writeSequence(self, seq: Any, addr: Any = None) -> None:
+        self.write(b"".join(seq), addr)
+
+    def connect(self, host: str, port: int) -> None:
+        """Talk to one peer only: write() without an address goes there."""
+        if self._connected_to is not None:
+            raise RuntimeError("already connected, reconnecting is not supported")
+        self._port._sock.connect((host, port))
+        self._connected_to = (host, port)
+
+    def getHost(self) -> Any:
+        return self._port.getHost()
+
+    def getPeer(self) -> Any:
+        return from_sockaddr(self._connected_to, "UDP") if self._connected_to else None
+
+    def stopListening(self) -> None:
+        self._port.stopListening()
+
+    loseConnection = stopListening
+
+    # -- multicast -------------------------------------------------------------
+
+    def _sockopt(self, level: int, opt: int, value: Any) -> None:
+        self._port._sock.setsockopt(level, opt, value)
+
+    def joinGroup(self, addr: str, interface: str = "") -> None:
+        """Join multicast group ``addr`` on ``interface`` (default: any)."""
+        mreq = socket.inet_aton(addr) + socket.inet_aton(interface or "0.0.0.0")
+        self._sockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+
+    def leaveGroup(self, addr: str, interface: str = "") -> None:
+        mreq = socket.inet_aton(addr) + socket.inet_aton(interface or "0.0.0.0")
+        self._sockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreq)
+
+    def setTTL(self, ttl: int) -> None:
+        self._sockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, struct.pack("B", ttl))
+
+    def getTTL(self) -> int:
+        return self._port._sock.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL)
+
+    def setLoopbackMode(self, mode: bool) -> None:
+        self._sockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, struct.pack("B", int(bool(mode))))
+
+    def getLoopbackMode(self) -> bool:
+        return bool(self._port._sock.getsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP))
+
+    def setOutgoingInterface(self, addr: str) -> None:
+        self._sockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(addr))
+
+    def setBroadcastAllowed(self, enabled: bool) -> None:
+        self._sockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, int(bool(enabled)))
+
+    def getBroadcastAllowed(self) -> bool:
+        return bool(self._port._sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST))
+
+
+class _DatagramAdapter:
+    __slots__ = ("_port",)
+
+    def __init__(self, port: "DatagramPort") -> None:
+        self._port = port
+
+    def connection_made(self, transport: Any) -> None:
+        port = self._port
+        transport.set_protocol(port.protocol)
+        port.transport = DatagramTransport(port, transport)
+        port.protocol.makeConnection(port.transport)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:  # before hand-over: never
+        pass
+
+    def error_received(self, exc: BaseException) -> None:
+        pass
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        pass
+
+
+class DatagramPort:
+    """A bound datagram socket (UDP, multicast, UNIX datagram) serving one DatagramProtocol."""
+
+    def __init__(self, reactor: Any, kind: str, sock: socket.socket, protocol: Any, unlink: str | None = None) -> None:
+        self.reactor = reactor
+        self.kind = kind
+        self.protocol = protocol
+        self.transport: DatagramTransport | None = None
+        self.connected = False
+        self._sock = sock
+        self._unlink = unlink
+        self._aio: Any = None
+        self._host = from_sockaddr(sock.getsockname(), "UDP")
+
+    def startListening(self) -> None:
+        loop = self.reactor.loop
+        self.connected = True
+        coro = loop.create_datagram_endpoint(lambda: _DatagramAdapter(self), sock=self._sock)
+        if loop.is_running():
+            fut = asyncio.ensure_future(coro, loop=loop)
+            fut.add_done_callback(self._served)
+        else:
+            self._aio = loop.run_until_complete(coro)[0]
+
+    def _served(self, fut: asyncio.Future) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            _log.error("could not serve datagrams on %s: %s", self._host, fut.exception() if not fut.cancelled() else "cancelled")
+            return
+        self._aio = fut.result()[0]
+        if not self.connected:
+            self._aio.close()
+
+    def getHost(self) -> Any:
+        return self._host
+
+    def stopListening(self) -> None:
+        if not self.connected:
+            return None
+        self.connected = False
+        if self._aio is not None:
+            self._aio.close()
+        if self._unlink:
+            try:
+                os.unlink(self._unlink)
+            except OSError:
+                pass
+        if self.protocol.transport is not None:
+            self.protocol.doStop()
+        return None
+
+    loseConnection = stopListening
+
+    def __repr__(self) -> str:
+        return f"<{type(self.protocol).__name__} on {self.kind} {self._host}>"
+
+
+def _prepare_unix_path(path: str) -> None:
+    """Remove a stale socket file left by a dead server; refuse to clobber anything else."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise CannotListenError(path, None, e) from e
+    if not stat.S_ISSOCK(st.st_mode):
+        raise CannotListenError(path, None, OSError(errno.EEXIST, "a file that is not a socket is in the way"))
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)  # nobody listens: left over from a crash
+        return
+    except OSError:
+        return  # a datagram socket or no permission: let bind report it
+    finally:
+        probe.close()
+    raise CannotListenError(path, None, OSError(errno.EADDRINUSE, "Address already in use"))
+
+
+def _bind_unix(kind: int, path: str, backlog: int | None, mode: int | None) -> socket.socket:
+    _prepare_unix_path(path)
+    sock = socket.socket(socket.AF_UNIX, kind)
+    try:
+        sock.bind(path)
+        if mode is not None:
+            os.chmod(path, mode)
+        if backlog is not None:
+            sock.listen(backlog)
+    except OSError as e:
+        sock.close()
+        raise CannotListenError(path, None, e) from e
+    sock.setblocking(False)
+    return sock
+
+
+class PortsMixin:
+    """The listen*/connect* half of the reactor interface."""
+
+    loop: asyncio.AbstractEventLoop
+
+    # -- stream servers ------------------------------------------------------
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> ListeningPort:
+        """Listen on TCP ``interface:port`` (all IPv4 interfaces by default); bound before returning."""
+        sock = _bind_inet(socket.SOCK_STREAM, interface, port, backlog)
+        p = ListeningPort(self, "TCP", sock, factory)
+        p.startListening()
+        return p
+
+    def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = "") -> ListeningPort:
+        """Like listenTCP, with TLS from ``contextFactory`` (an ``ssl.SSLContext`` or ``.getContext()``)."""
+        ctx = _ssl_context(contextFactory)
+        sock = _bind_inet(socket.SOCK_STREAM, interface, port, backlog)
+        p = ListeningPort(self, "SSL", sock, factory, ssl=ctx)
+        p.startListening()
+        return p
+
+    def listenUNIX(self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: bool = False) -> ListeningPort:
+        """Listen on a UNIX socket path; a stale socket file from a crash is replaced."""
+        lock = None
+        if wantPID:
+            lock = _pid_lock(address)
+        try:
+            sock = _bind_unix(socket.SOCK_STREAM, address, backlog, mode)
+        except CannotListenError:
+            if lock:
+                os.unlink(lock)
+            raise
+        p = ListeningPort(self, "UNIX", sock, factory, unlink=(address, lock) if lock else (address,))
+        p.startListening()
+        return p
+
+    # -- stream clients ------------------------------------------------------
+
+    def connectTCP(self, host: str, port: int, factory: Any, timeout: float = 30, bindAddress: Any = None) -> Connector:
+        loop = self.loop
+
+        def open_connection(pf: Callable[[], Any]) -> Any:
+            return loop.create_connection(pf, host, port, local_addr=bindAddress)
+
+        c = Connector(self, "TCP", factory, timeout, open_connection, IPv4Address("TCP", host, port))
+        c.connect()
+        return c
+
+    def connectSSL(self, host: str, port: int, factory: Any, contextFactory: Any, timeout: float = 30,
+                   bindAddress: Any = None) -> Connector:
+        loop = self.loop
+        ctx = _ssl_context(contextFactory)
+
+        def open_connection(pf: Callable[[], Any]) -> Any:
+            return loop.create_connection(pf, host, port, ssl=ctx, local_addr=bindAddress,
+                                          server_hostname=getattr(contextFactory, "hostname", None) or host)
+
+        c = Connector(self, "SSL", factory, timeout, open_connection, IPv4Address("TCP", host, port))
+        c.connect()
+        return c
+
+    def connectUNIX(self, address: str, factory: Any, timeout: float = 30, checkPID: bool = False) -> Connector:
+        loop = self.loop
+
+        def open_connection(pf: Callable[[], Any]) -> Any:
+            return loop.create_unix_connection(pf, address)
+
+        c = Connector(self, "UNIX", factory, timeout, open_connection, UNIXAddress(address))
+        c.connect()
+        return c
+
+    # -- datagrams -------------------------------------------------------------
+
+    def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> DatagramPort:
+        sock = _bind_inet(socket.SOCK_DGRAM, interface, port, None, reuse=False)
+        p = DatagramPort(self, "UDP", sock, protocol)
+        p.startListening()
+        return p
+
+    def listenMulticast(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192,
+                        listenMultiple: bool = False) -> DatagramPort:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if listenMultiple and hasattr(socket, "SO_REUSEPORT"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((interface, port))
+        except OSError as e:
+            sock.close()
+            raise CannotListenError(interface, port, e) from e
+        sock.setblocking(False)
+        p = DatagramPort(self, "UDP", sock, protocol)
+        p.startListening()
+        return p
+
+    def listenUNIXDatagram(self, address: str, protocol: Any, maxPacketSize: int = 8192, mode: int = 0o666) -> DatagramPort:
+        sock = _bind_unix(socket.SOCK_DGRAM, address, None, mode)
+        p = DatagramPort(self, "UNIX", sock, protocol, unlink=address)
+        p.startListening()
+        return p
+
+    def connectUNIXDatagram(self, address: str, protocol: Any, maxPacketSize: int = 8192, mode: int = 0o666,
+                            bindAddress: str | None = None) -> DatagramPort:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            if bindAddress:
+                _prepare_unix_path(bindAddress)
+                sock.bind(bindAddress)
+                os.chmod(bindAddress, mode)
+            sock.connect(address)
+        except OSError as e:
+            sock.close()
+            raise ConnectError(e.strerror or str(e), address) from e
+        sock.setblocking(False)
+        p = DatagramPort(self, "UNIXConnected", sock, protocol, unlink=bindAddress)
+        p.startListening()
+        return p
+
+
+def _pid_lock(address: str) -> str:
+    """Twisted's ``wantPID``: ``<address>.lock`` holds our pid; a live holder means in use."""
+    lock = address + ".lock"
+    try:
+        with open(lock) as f:
+            pid = int(f.read().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        pid = 0
+    if pid and pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            raise CannotListenError(address, None, OSError(errno.EADDRINUSE, f"locked by live pid {pid}")) from None
+        else:
+            raise CannotListenError(address, None, OSError(errno.EADDRINUSE, f"locked by live pid {pid}"))
+    with open(lock, "w") as f:
+        f.write(str(os.getpid()))
+    return lock

@@ -1,0 +1,91 @@
+"""Every pluggy hook specification of tapster, in one place.
+
+Cross-cutting extension points live here; *plugins* in the mktap sense
+(``mktap qotd``) are found through the ``mktap.plugins`` entry points, not
+through these hooks. A pip package extends tapster by exposing a module with
+``@hookimpl`` functions under the entry-point group ``tapster.hooks``::
+
+    [project.entry-points."tapster.hooks"]
+    myformat = "mypackage.tapster_hooks"
+
+Hook implementations of tapster's own built-ins live in
+:mod:`core._builtin_hooks` and are registered the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import pluggy
+
+if TYPE_CHECKING:
+    from core.service import Application
+
+__all__ = ["hookspec", "hookimpl", "ReactorSpec", "FormatSpec", "PROJECT"]
+
+#: The pluggy project name: markers and the plugin manager use it.
+PROJECT = "tapster"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@dataclass(frozen=True)
+class ReactorSpec:
+    """A reactor a user can choose with ``twistd --reactor NAME``.
+
+    ``factory()`` creates the reactor (an object with the interface of
+    :class:`core._reactor.AsyncioReactor`); it is called once per process.
+    """
+
+    name: str
+    description: str
+    factory: Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """A serialization format for saved applications (``mktap --type NAME``).
+
+    ``dump(app) -> bytes`` and ``load(data, filename) -> app``; ``sniff(head)``
+    says whether the first bytes of a file look like this format, so that
+    ``twistd -f`` can recognise a file by content.
+    """
+
+    name: str
+    extension: str
+    description: str
+    dump: Callable[["Application"], bytes]
+    load: Callable[[bytes, str], "Application"]
+    sniff: Callable[[bytes], bool]
+    safe: bool = False
+
+
+@hookspec
+def tapster_reactors() -> list[ReactorSpec]:
+    """Return the reactors this plugin provides.
+
+    Called once, the first time a reactor is installed or ``twistd
+    --help-reactors`` lists them. Names must be unique; a later duplicate
+    is ignored with a warning.
+    """
+
+
+@hookspec
+def tapster_formats() -> list[FormatSpec]:
+    """Return the application file formats this plugin provides.
+
+    Called when mktap saves or twistd loads an application. The built-in
+    ``pickle`` format is itself provided through this hook.
+    """
+
+
+@hookspec
+def tapster_twistd_started(application: "Application") -> None:
+    """Called by twistd once the application's services have started and its ports are bound."""
+
+
+@hookspec
+def tapster_twistd_stopping(application: "Application") -> None:
+    """Called by twistd when shutdown begins, before the services are stopped."""

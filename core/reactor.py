@@ -1,0 +1,91 @@
+"""The shared reactor: one per process, over an asyncio event loop (uvloop when installed).
+
+Use it the way Twisted code does::
+
+    from core import reactor
+    reactor.listenTCP(8007, factory)
+    reactor.callLater(5, reactor.stop)
+    reactor.run()
+
+This module is a proxy: attribute access (``reactor.listenTCP``) goes to the
+installed reactor, installing the default one on first use. ``install(name)``
+picks one explicitly and must come first; ``twistd --reactor`` calls it.
+Reactors are provided through the ``tapster_reactors`` hook (see
+:mod:`core.hookspecs`), so a pip package can add one.
+
+Importing this module is cheap: asyncio is imported only when a reactor is
+installed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from core.errors import ReactorAlreadyInstalledError, TapsterError
+
+if TYPE_CHECKING:
+    from core._reactor import AsyncioReactor
+
+__all__ = ["install", "installed", "getReactor", "availableReactors", "defaultReactorName"]
+
+_reactor: "AsyncioReactor | None" = None
+
+
+def availableReactors() -> dict[str, Any]:
+    """Name → ReactorSpec of every reactor the hooks provide (built-in and from plugins)."""
+    from core.plugin import reactor_specs
+
+    return reactor_specs()
+
+
+def defaultReactorName() -> str:
+    """``uvloop`` when it can be imported, else ``asyncio``."""
+    import importlib.util
+
+    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
+
+
+def install(name: str | None = None) -> "AsyncioReactor":
+    """Install the shared reactor ``name`` (default: :func:`defaultReactorName`) and return it.
+
+    Installing the same reactor again is a no-op; a different one after the
+    first raises ReactorAlreadyInstalledError.
+    """
+    global _reactor
+    wanted = name or defaultReactorName()
+    if _reactor is not None:
+        if name is not None and _reactor.name != wanted:
+            raise ReactorAlreadyInstalledError(
+                f"reactor {_reactor.name!r} is already installed; choose {wanted!r} before anything uses the reactor"
+            )
+        return _reactor
+    specs = availableReactors()
+    spec = specs.get(wanted)
+    if spec is None:
+        raise TapsterError(f"unknown reactor {wanted!r}: choose one of {', '.join(sorted(specs))}")
+    _reactor = spec.factory()
+    return _reactor
+
+
+def installed() -> bool:
+    """Whether a shared reactor has been installed in this process."""
+    return _reactor is not None
+
+
+def getReactor() -> "AsyncioReactor":
+    """The shared reactor, installing the default one if none is yet."""
+    return _reactor if _reactor is not None else install()
+
+
+def _uninstall() -> None:
+    """Forget the shared reactor (tests only; the loop is closed if it is not running)."""
+    global _reactor
+    if _reactor is not None and not _reactor.loop.is_running():
+        _reactor.loop.close()
+    _reactor = None
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(getReactor(), name)

@@ -1,0 +1,272 @@
+"""Services: the tree of long-running things an application is made of.
+
+Semantics follow Twisted's ``twisted.application.service``:
+
+* A :class:`Service` has a ``name``, a ``parent`` and a ``running`` flag;
+  ``setServiceParent(collection)`` adds it to a collection (leaving any
+  previous parent), ``disownServiceParent()`` removes it.
+* Start-up is two-phase: ``privilegedStartService()`` runs while the process
+  may still be root (bind ports below 1024 here), then ``startService()``.
+* A :class:`MultiService` starts its children in order and stops them in
+  reverse order. ``stopService()`` returns ``None`` when every child stopped
+  synchronously, else an awaitable that completes when all have.
+* Adding a child to a running collection starts it at once; removing one from
+  a running collection stops it. Two children may not share a name
+  (``RuntimeError``).
+* :func:`Application` is the root: a MultiService that also carries the
+  process information (``processName``, ``uid``, ``gid``) twistd applies, and
+  knows how to save itself.
+
+Everything in a tree pickles: subclasses that hold sockets, tasks or handles
+drop them in ``__getstate__`` and recreate them on start.
+
+The interfaces (:class:`IService`, :class:`IServiceCollection`,
+:class:`IProcess`) are plain ABCs checked by structure, and can be *called*
+the way Twisted code adapts objects: ``IService(application)`` returns the
+application itself when it provides the interface and raises ``TypeError``
+otherwise.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABCMeta
+from typing import Any, Awaitable, Iterator
+
+__all__ = [
+    "IService",
+    "IServiceCollection",
+    "IProcess",
+    "Service",
+    "MultiService",
+    "Process",
+    "Application",
+    "loadApplication",
+]
+
+_NO_DEFAULT = object()
+
+
+class _InterfaceMeta(ABCMeta):
+    """ABCs that adapt like zope interfaces: ``IService(obj)`` → ``obj`` or TypeError."""
+
+    _required: tuple[str, ...] = ()
+
+    def __call__(cls, obj: Any, default: Any = _NO_DEFAULT) -> Any:  # type: ignore[override]
+        if isinstance(obj, cls):
+            return obj
+        if default is not _NO_DEFAULT:
+            return default
+        raise TypeError(f"Could not adapt {obj!r} to {cls.__name__}")
+
+    def __subclasshook__(cls, other: type) -> bool:  # type: ignore[override]
+        if all(any(name in vars(base) for base in other.__mro__) for name in cls._required):
+            return True
+        return NotImplemented
+
+
+class IService(metaclass=_InterfaceMeta):
+    """A long-running thing that can be started and stopped, with a name and a parent."""
+
+    _required = (
+        "setName",
+        "setServiceParent",
+        "disownServiceParent",
+        "privilegedStartService",
+        "startService",
+        "stopService",
+    )
+
+
+class IServiceCollection(metaclass=_InterfaceMeta):
+    """A service that holds other services."""
+
+    _required = ("getServiceNamed", "addService", "removeService", "__iter__")
+
+
+class IProcess(metaclass=_InterfaceMeta):
+    """Process-wide settings twistd applies: ``processName``, ``uid``, ``gid``."""
+
+    _required = ("processName", "uid", "gid")
+
+
+def _gather(results: list[Any]) -> Awaitable[Any] | None:
+    """Combine the awaitables among ``results`` into one, or return None if there are none.
+
+    With a running event loop the children's stops are scheduled at once (so
+    they progress even if the caller never awaits, as Deferreds would);
+    without one, the caller gets a coroutine to drive.
+    """
+    pending = [r for r in results if inspect.isawaitable(r)]
+    if not pending:
+        return None
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+
+        async def wait_all() -> list[Any]:
+            return [await p for p in pending]
+
+        return wait_all()
+    return asyncio.gather(*pending)
+
+
+class Service:
+    """The base service: override ``startService``/``stopService``, call up to the base."""
+
+    name: str | None = None
+    parent: "MultiService | None" = None
+    running = 0
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name is not None else ""
+        return f"<{type(self).__name__}{label} {'running' if self.running else 'stopped'}>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("running", None)  # a loaded application is not running yet
+        return state
+
+    def setName(self, name: str) -> None:
+        """Name the service; not allowed while it has a parent (the parent indexes it by name)."""
+        if self.parent is not None:
+            raise RuntimeError("cannot change name when parent exists")
+        self.name = name
+
+    def setServiceParent(self, parent: Any) -> Any:
+        """Add this service to ``parent`` (leaving any previous parent first)."""
+        if self.parent is not None:
+            self.disownServiceParent()
+        parent = IServiceCollection(parent, parent)
+        self.parent = parent
+        return parent.addService(self)
+
+    def disownServiceParent(self) -> Any:
+        """Leave the parent; returns what its ``removeService`` returned (maybe an awaitable)."""
+        if self.parent is None:
+            raise RuntimeError(f"{self!r} has no parent to leave")
+        result = self.parent.removeService(self)
+        self.parent = None
+        return result
+
+    def privilegedStartService(self) -> None:
+        """First start-up phase, possibly as root: acquire privileged resources only."""
+
+    def startService(self) -> None:
+        self.running = 1
+
+    def stopService(self) -> Awaitable[Any] | None:
+        """Stop; may return an awaitable when stopping takes time."""
+        self.running = 0
+        return None
+
+
+class MultiService(Service):
+    """A service that starts, stops and names a list of child services."""
+
+    def __init__(self) -> None:
+        self.services: list[Any] = []
+        self.namedServices: dict[str, Any] = {}
+        self.parent = None
+
+    def privilegedStartService(self) -> None:
+        Service.privilegedStartService(self)
+        for service in self:
+            service.privilegedStartService()
+
+    def startService(self) -> None:
+        Service.startService(self)
+        for service in self:
+            service.startService()
+
+    def stopService(self) -> Awaitable[Any] | None:
+        """Stop the children in reverse order; an awaitable if any child's stop is asynchronous."""
+        Service.stopService(self)
+        return _gather([service.stopService() for service in reversed(list(self))])
+
+    def getServiceNamed(self, name: str) -> Any:
+        """The child called ``name`` (KeyError if there is none)."""
+        return self.namedServices[name]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.services)
+
+    def __len__(self) -> int:
+        return len(self.services)
+
+    def addService(self, service: Any) -> None:
+        """Add a child; it is started at once if this collection is running."""
+        if service.name is not None:
+            if service.name in self.namedServices:
+                raise RuntimeError(f"cannot have two services with same name {service.name!r}")
+            self.namedServices[service.name] = service
+        self.services.append(service)
+        if self.running:
+            # A collection that is already running has passed its privileged phase;
+            # the child gets both phases now.
+            service.privilegedStartService()
+            service.startService()
+
+    def removeService(self, service: Any) -> Awaitable[Any] | None:
+        """Remove a child; it is stopped if this collection is running."""
+        if service.name:
+            del self.namedServices[service.name]
+        self.services.remove(service)
+        if self.running:
+            return service.stopService()
+        return None
+
+
+class Process:
+    """Process settings: the name shown in ``ps`` and the user and group to run as."""
+
+    processName: str | None = None
+    uid: int | str | None = None
+    gid: int | str | None = None
+
+    def __init__(self, uid: int | str | None = None, gid: int | str | None = None) -> None:
+        self.uid = uid
+        self.gid = gid
+
+
+class Application(MultiService, Process):
+    """The root of a saved application: a named MultiService with process settings.
+
+    ``uid``/``gid`` may be numbers or names; twistd resolves names on the
+    machine where it runs. ``persistStyle`` is the format the application was
+    last saved or loaded in, so that :meth:`save` and twistd's shutdown save
+    write it back the same way.
+    """
+
+    persistStyle = "pickle"
+
+    def __init__(self, name: str, uid: int | str | None = None, gid: int | str | None = None) -> None:
+        MultiService.__init__(self)
+        Process.__init__(self, uid, gid)
+        self.name = name
+        self.processName = name
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for transient in [k for k in state if k.startswith("_v_")]:  # volatile attributes, ZODB-style
+            del state[transient]
+        return state
+
+    def save(self, tag: str | None = None, filename: str | None = None) -> str:
+        """Save atomically as ``<name>-<tag>.<ext>`` (or ``filename``) in this application's format.
+
+        Returns the path written. Safe to call while the application runs:
+        what is process-specific is left out of the file.
+        """
+        from core import persist
+
+        return persist.saveApplication(self, tag=tag, filename=filename)
+
+
+def loadApplication(filename: str, kind: str | None = None) -> Application:
+    """Load a saved application (format recognised by content when ``kind`` is None)."""
+    from core import persist
+
+    return persist.load(filename, kind=kind)

@@ -379,6 +379,10 @@ def stop_all(procs: list[Proc]) -> None:
                 pass
             proc.popen.wait()
         else:
+            status = proc.popen.returncode
+            if status not in (0, -signal.SIGTERM):
+                # Not fatal to the benchmark, but a server should stop cleanly on SIGTERM.
+                log(f"{proc.name}: exited with status {status} after SIGTERM:\n{proc.log_tail(5)}")
             # Also the group: anything the server itself started (it runs in its own session).
             try:
                 os.killpg(proc.popen.pid, signal.SIGKILL)

@@ -36,6 +36,7 @@ __all__ = [
     "plugin_entries",
     "find_plugin",
     "load_plugin",
+    "plugin_rows",
     "get_plugin_manager",
     "reactor_specs",
     "format_specs",
@@ -146,6 +147,24 @@ def find_plugin(name: str) -> PluginEntry:
 def load_plugin(name: str) -> ServiceMaker:
     """Find and import the plugin ``name``."""
     return find_plugin(name).load()
+
+
+def plugin_rows(entries: dict[str, PluginEntry] | None = None) -> list[tuple[str, str]]:
+    """(name, description) for each plugin, importing each module (but not its heavy deps).
+
+    A plugin that fails to load is listed as broken with the reason; two
+    distributions claiming one name are flagged on that row.
+    """
+    rows = []
+    for name, entry in (plugin_entries() if entries is None else entries).items():
+        try:
+            text = entry.load().description
+        except PluginError as e:
+            text = f"BROKEN: {e}"
+        if entry.others:
+            text += f"  [WARNING: also claimed by {', '.join(entry.others)}; using {entry.distribution}]"
+        rows.append((name, text))
+    return rows
 
 
 # -- pluggy ----------------------------------------------------------------------

@@ -1,0 +1,7 @@
+"""``python -m mktap``"""
+
+import sys
+
+from mktap.cli import run
+
+run()

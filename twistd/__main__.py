@@ -1,0 +1,7 @@
+"""``python -m twistd``"""
+
+import sys
+
+from twistd.cli import run
+
+run()

@@ -1,0 +1,145 @@
+"""Running a loaded application: the start-up order, the signals, the shutdown save.
+
+The runner is assembled from parts (application, reactor, pidfile) so each
+part can be tested alone. The order is deliberate:
+
+1. lock the pidfile (a second instance is refused before it touches a port);
+2. ``privilegedStartService()``: bind the ports (below 1024 needs root);
+3. ``startService()``: everything else; failures here stop the start;
+4. run the reactor. SIGTERM or SIGINT → ``reactor.stop()`` → 'before shutdown':
+   ``stopService()`` awaited up to the shutdown timeout → 'after shutdown':
+   save ``<appname>-shutdown.<ext>``; a second SIGINT exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+import core
+from core.errors import TapsterError
+
+__all__ = ["Runner", "ExitStatus"]
+
+_log = logging.getLogger("tapster.twistd")
+
+
+class ExitStatus:
+    """Exit statuses of twistd (see ``twistd --help``)."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    FORCED = 4
+
+
+class Runner:
+    """Starts ``application`` on ``reactor`` and runs until a stop signal."""
+
+    def __init__(
+        self,
+        application: Any,
+        reactor: Any,
+        pidfile: Any,
+        save: bool = True,
+        shutdown_timeout: float = 10.0,
+        source: str = "",
+    ) -> None:
+        self.application = application
+        self.reactor = reactor
+        self.pidfile = pidfile
+        self.save = save
+        self.shutdown_timeout = shutdown_timeout
+        self.source = source
+        self.status = ExitStatus.OK
+        self._signals = 0
+
+    def run(self) -> int:
+        """Start, serve until stopped, shut down; returns the exit status."""
+        app = self.application
+        with self.pidfile:
+            _log.info(
+                "tapster %s (Python %s) starting %r from %s on reactor %s, pid %d",
+                core.__version__, sys.version.split()[0], app.name, self.source or "memory",
+                self.reactor.name, os.getpid(),
+            )
+            self.reactor.loop.set_exception_handler(self._loop_exception)
+            try:
+                app.privilegedStartService()
+                app.startService()
+            except BaseException:
+                self._stop_after_failed_start()
+                raise
+            self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_services)
+            self.reactor.addSystemEventTrigger("after", "shutdown", self._save_on_shutdown)
+            self._install_signals()
+            _log.info("%s started", app.name)
+            self.reactor.run(installSignalHandlers=False)
+        _log.info("%s stopped (exit status %d)", app.name, self.status)
+        return self.status
+
+    def _stop_after_failed_start(self) -> None:
+        """Undo a partial start so that ports bound so far are closed before we exit."""
+        try:
+            result = self.application.stopService()
+            if asyncio.iscoroutine(result):
+                result.close()
+        except Exception:  # noqa: BLE001 - we are already reporting the start failure
+            _log.debug("error while undoing a failed start", exc_info=True)
+
+    # -- signals -------------------------------------------------------------
+
+    def _install_signals(self) -> None:
+        loop = self.reactor.loop
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, signal.SIGTERM)
+        loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, signal.SIGINT)
+
+    def _on_stop_signal(self, signum: int) -> None:
+        self._signals += 1
+        name = signal.Signals(signum).name
+        if self._signals > 1:
+            if signum == signal.SIGINT:
+                _log.warning("second %s: exiting at once, without saving", name)
+                self.pidfile.release()
+                os._exit(ExitStatus.FORCED)
+            return
+        _log.info("received %s, shutting down", name)
+        self.reactor.stop()
+
+    # -- shutdown ------------------------------------------------------------
+
+    async def _stop_services(self) -> None:
+        result = self.application.stopService()
+        if result is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.ensure_future(result), self.shutdown_timeout)
+        except asyncio.TimeoutError:
+            _log.error("services did not stop within %gs (--shutdown-timeout); forcing", self.shutdown_timeout)
+            self.status = ExitStatus.FORCED
+        except Exception:
+            _log.exception("error while stopping services")
+            self.status = ExitStatus.ERROR
+
+    def _save_on_shutdown(self) -> None:
+        if not self.save:
+            return
+        try:
+            path = self.application.save("shutdown")
+        except TapsterError as e:
+            _log.error("could not save the shutdown file: %s", e)
+            self.status = ExitStatus.ERROR
+            return
+        _log.info("saved %s", path)
+
+    def _loop_exception(self, loop: Any, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        message = context.get("message", "unhandled error")
+        if exc is not None:
+            _log.error("%s", message, exc_info=(type(exc), exc, exc.__traceback__))
+        else:
+            _log.error("%s", message)

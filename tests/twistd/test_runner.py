@@ -1,0 +1,106 @@
+"""The runner in-process on a private reactor: start order, shutdown save, forced stop."""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import socket
+from pathlib import Path
+
+import pytest
+
+from core._builtin_hooks import _asyncio_reactor
+from core.errors import CannotListenError
+from core.internet import TCPServer
+from core.protocol import Factory, Protocol
+from core.service import Application, Service
+from twistd.pidfile import NullPidFile, PidFile
+from twistd.runner import ExitStatus, Runner
+
+
+class Recorder(Service):
+    """Records the calls it gets, in a list shared by the test."""
+
+    def __init__(self, name: str, log: list) -> None:
+        self.name = name
+        self.log = log
+
+    def privilegedStartService(self) -> None:
+        self.log.append(("privileged", self.name))
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self.log.append(("start", self.name))
+
+    def stopService(self):
+        Service.stopService(self)
+        self.log.append(("stop", self.name))
+
+
+class Slow(Service):
+    def stopService(self):
+        Service.stopService(self)
+        return asyncio.get_running_loop().create_future()  # never completes
+
+
+@pytest.fixture
+def reactor():
+    r = _asyncio_reactor()
+    yield r
+    r.loop.close()
+
+
+def test_start_order_and_shutdown_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reactor) -> None:
+    monkeypatch.chdir(tmp_path)
+    log: list = []
+    app = Application("demo")
+    Recorder("a", log).setServiceParent(app)
+    Recorder("b", log).setServiceParent(app)
+    runner = Runner(app, reactor, PidFile("demo.pid"), save=True)
+    reactor.callWhenRunning(lambda: log.append(("pidfile", Path("demo.pid").exists())))
+    reactor.callWhenRunning(reactor.stop)
+    assert runner.run() == ExitStatus.OK
+    assert log == [
+        ("privileged", "a"), ("privileged", "b"), ("start", "a"), ("start", "b"),
+        ("pidfile", True), ("stop", "b"), ("stop", "a"),
+    ]
+    assert not Path("demo.pid").exists()
+    saved = pickle.loads((tmp_path / "demo-shutdown.tap").read_bytes())
+    assert [s.name for s in saved] == ["a", "b"] and not saved.running
+
+
+def test_no_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reactor) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = Application("demo")
+    reactor.callWhenRunning(reactor.stop)
+    assert Runner(app, reactor, NullPidFile(), save=False).run() == ExitStatus.OK
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_slow_stop_is_forced_after_the_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reactor) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = Application("demo")
+    Slow().setServiceParent(app)
+    reactor.callWhenRunning(reactor.stop)
+    started = reactor.loop.time()
+    assert Runner(app, reactor, NullPidFile(), save=False, shutdown_timeout=0.2).run() == ExitStatus.FORCED
+    assert reactor.loop.time() - started < 5
+
+
+def test_failed_start_closes_ports_bound_so_far_and_releases_pidfile(tmp_path: Path, monkeypatch, reactor) -> None:
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        busy = blocker.getsockname()[1]
+        app = Application("demo")
+        first = TCPServer(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        first.reactor = reactor
+        first.setServiceParent(app)
+        second = TCPServer(busy, Factory.forProtocol(Protocol), interface="127.0.0.1")
+        second.reactor = reactor
+        second.setServiceParent(app)
+        with pytest.raises(CannotListenError, match=f"127.0.0.1:{busy}"):
+            Runner(app, reactor, PidFile("demo.pid")).run()
+    assert first._port is None  # closed again
+    assert not Path("demo.pid").exists()

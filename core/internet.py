@@ -90,7 +90,8 @@ class _AbstractServer(Service):
         Service.stopService(self)
         port, self._port = self._port, None
         if port is not None:
-            _log.info("%s stopped listening on %s", self._what(), _describe_host(port.getHost()))
+            _log.info("%s stopped listening on %s", self._what(), _describe_host(port.getHost()),
+                      extra={"system": self.name or self._what()})
             return port.stopListening()
         return None
 
@@ -100,7 +101,8 @@ class _AbstractServer(Service):
 
     def _getPort(self) -> Any:
         port = getattr(_reactor_of(self), "listen" + self.method)(*self.args, **self.kwargs)
-        _log.info("%s listening on %s (%s)", self._what(), _describe_host(port.getHost()), self.method)
+        _log.info("%s listening on %s (%s)", self._what(), _describe_host(port.getHost()), self.method,
+                  extra={"system": self.name or self._what()})
         return port
 
     def getHost(self) -> Any:

@@ -5,6 +5,7 @@ part can be tested alone. The order is deliberate:
 
 1. lock the pidfile (a second instance is refused before it touches a port);
 2. ``privilegedStartService()``: bind the ports (below 1024 needs root);
+   then switch to the application's user and group, if it names them;
 3. ``startService()``: everything else; failures here stop the start;
 4. run the reactor. SIGTERM or SIGINT → ``reactor.stop()`` → 'before shutdown':
    ``stopService()`` awaited up to the shutdown timeout → 'after shutdown':
@@ -22,6 +23,7 @@ from typing import Any
 
 import core
 from core.errors import TapsterError
+from twistd.privileges import shed_privileges
 
 __all__ = ["Runner", "ExitStatus"]
 
@@ -70,6 +72,7 @@ class Runner:
             self.reactor.loop.set_exception_handler(self._loop_exception)
             try:
                 app.privilegedStartService()
+                shed_privileges(getattr(app, "uid", None), getattr(app, "gid", None))
                 app.startService()
             except BaseException:
                 self._stop_after_failed_start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from _e2e import assert_one_clean_line, free_port, run
+from tests.e2e._e2e import assert_one_clean_line, free_port, run
 
 
 def test_unknown_plugin_names_it_and_suggests(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_unknown_reactor(tmp_path: Path) -> None:
 
 
 def test_pidfile_held_by_a_running_twistd_is_refused(tmp_path: Path, twistd) -> None:
-    from _e2e import wait_for_port
+    from tests.e2e._e2e import wait_for_port
 
     port = free_port()
     run("mktap", "qotd", "-p", f"tcp:{port}:interface=127.0.0.1", cwd=tmp_path)
@@ -117,7 +117,7 @@ def test_pidfile_held_by_a_running_twistd_is_refused(tmp_path: Path, twistd) -> 
 
 
 def test_stale_pidfile_is_taken_over(tmp_path: Path, twistd) -> None:
-    from _e2e import wait_for_port
+    from tests.e2e._e2e import wait_for_port
 
     (tmp_path / "t.pid").write_text("999999\n")  # left by a crash: nobody holds its lock
     port = free_port()

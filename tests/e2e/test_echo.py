@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from _e2e import free_port, nc, run, wait_for_port
+from tests.e2e._e2e import free_port, nc, run, wait_for_port
 
 
 def test_echo_round_trip_with_nc(tmp_path: Path, twistd) -> None:

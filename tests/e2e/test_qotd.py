@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _e2e import command, free_port, nc, run, wait_for_port
+from tests.e2e._e2e import command, free_port, nc, run, wait_for_port
 
 
 def endpoint(port: int) -> str:

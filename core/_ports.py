@@ -312,8 +312,12 @@ class DatagramTransport:
         self._connected_to: Any = None
 
     def write(self, datagram: bytes, addr: Any = None) -> None:
-        if addr is None and self._connected_to is None and self._port.kind != "UNIXConnected":
-            raise ValueError("write() needs an address on an unconnected datagram port")
+        if addr is None:
+            # After connect() the asyncio transport still thinks the socket is
+            # unconnected, so it needs the peer spelled out.
+            addr = self._connected_to
+            if addr is None and self._port.kind != "UNIXConnected":
+                raise ValueError("write() needs an address on an unconnected datagram port")
         self._t.sendto(datagram, addr)
 
     def writeSequence(self, seq: Any, addr: Any = None) -> None:
@@ -464,11 +468,12 @@ def _prepare_unix_path(path: str) -> None:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)
-    except ConnectionRefusedError:
-        os.unlink(path)  # nobody listens: left over from a crash
-        return
-    except OSError:
-        return  # a datagram socket or no permission: let bind report it
+    except OSError as e:
+        # Compare errno: the name ConnectionRefusedError is core.errors' in this module,
+        # not the builtin OSError subclass that connect() raises.
+        if e.errno == errno.ECONNREFUSED:
+            os.unlink(path)  # nobody listens: left over from a crash
+        return  # otherwise a datagram socket or no permission: let bind report it
     finally:
         probe.close()
     raise CannotListenError(path, None, OSError(errno.EADDRINUSE, "Address already in use"))

@@ -39,6 +39,7 @@ class Transport:
         "_writing_paused",
         "_reading_paused_by_us",
         "_lost_hook",
+        "_aborted",
         "__weakref__",
     )
 
@@ -61,6 +62,7 @@ class Transport:
         self._writing_paused = False
         self._reading_paused_by_us = False
         self._lost_hook = lost_hook
+        self._aborted = False
 
     # -- ITransport ---------------------------------------------------------
 
@@ -76,8 +78,13 @@ class Transport:
         self._t.close()
 
     def abortConnection(self) -> None:
-        """Close at once, dropping unsent data."""
+        """Close at once, dropping unsent data; ``connectionLost`` gets ConnectionLost.
+
+        asyncio reports a local abort to ``connection_lost`` as ``None`` (a clean
+        close), so the flag set here is what tells the protocol it was not clean.
+        """
         self.disconnecting = True
+        self._aborted = True
         self._t.abort()
 
     def getPeer(self) -> Any:

@@ -114,6 +114,8 @@ class Protocol(BaseProtocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         transport = self.transport
+        if exc is None and getattr(transport, "_aborted", False):
+            exc = ConnectionLost("the connection was aborted locally")
         reason = _reason(exc)
         self.connected = 0
         if transport is None:

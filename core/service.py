@@ -50,22 +50,38 @@ _NO_DEFAULT = object()
 class _InterfaceMeta(ABCMeta):
     """ABCs that adapt like zope interfaces: ``IService(obj)`` → ``obj`` or TypeError."""
 
-    _required: tuple[str, ...] = ()
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        if "_required" not in vars(cls):  # a concrete class deriving from an interface
+            return super().__call__(*args, **kwargs)
+        return cls._adapt(*args, **kwargs)
 
-    def __call__(cls, obj: Any, default: Any = _NO_DEFAULT) -> Any:  # type: ignore[override]
+    def _adapt(cls, obj: Any, default: Any = _NO_DEFAULT) -> Any:
         if isinstance(obj, cls):
             return obj
         if default is not _NO_DEFAULT:
             return default
         raise TypeError(f"Could not adapt {obj!r} to {cls.__name__}")
 
-    def __subclasshook__(cls, other: type) -> bool:  # type: ignore[override]
-        if all(any(name in vars(base) for base in other.__mro__) for name in cls._required):
+
+class _Interface(metaclass=_InterfaceMeta):
+    """Base of the interfaces: provided by any class that defines every name in ``_required``.
+
+    ``__subclasshook__`` must be a classmethod *on the class*: ABCMeta looks it up
+    on the class, where ``object.__subclasshook__`` would shadow one defined on
+    the metaclass.
+    """
+
+    @classmethod
+    def __subclasshook__(cls, other: type) -> Any:
+        required = vars(cls).get("_required")
+        if not required:
+            return NotImplemented
+        if all(any(name in vars(base) for base in other.__mro__) for name in required):
             return True
         return NotImplemented
 
 
-class IService(metaclass=_InterfaceMeta):
+class IService(_Interface):
     """A long-running thing that can be started and stopped, with a name and a parent."""
 
     _required = (
@@ -78,13 +94,13 @@ class IService(metaclass=_InterfaceMeta):
     )
 
 
-class IServiceCollection(metaclass=_InterfaceMeta):
+class IServiceCollection(_Interface):
     """A service that holds other services."""
 
     _required = ("getServiceNamed", "addService", "removeService", "__iter__")
 
 
-class IProcess(metaclass=_InterfaceMeta):
+class IProcess(_Interface):
     """Process-wide settings twistd applies: ``processName``, ``uid``, ``gid``."""
 
     _required = ("processName", "uid", "gid")
@@ -141,7 +157,11 @@ class Service:
             self.disownServiceParent()
         parent = IServiceCollection(parent, parent)
         self.parent = parent
-        return parent.addService(self)
+        try:
+            return parent.addService(self)
+        except BaseException:
+            self.parent = None  # not added (a duplicate name): do not point at a parent that lacks us
+            raise
 
     def disownServiceParent(self) -> Any:
         """Leave the parent; returns what its ``removeService`` returned (maybe an awaitable)."""

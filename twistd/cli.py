@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Sequence
+from typing import Any, Sequence
 
 from core import usage
 from core.errors import TapsterError
@@ -54,17 +54,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.ERROR
 
 
-def _run(config: ServerOptions) -> int:  # type: ignore[name-defined]  # noqa: F821
+def _run(config: Any) -> int:
+    """Load, then (as a daemon, after forking) set up logging, pidfile, reactor and run."""
     import logging
 
-    from core import persist, reactor as shared
+    from core import persist
+    from twistd.daemon import StatusPipe, daemonize
+
+    # Load before forking: a missing or corrupt file is reported straight to the user.
+    application = persist.load(config["file"])
+    if config["nodaemon"]:
+        return _serve(config, application, StatusPipe(None))
+    status = daemonize()
+    try:
+        return _serve(config, application, status)
+    except BaseException as e:  # report to the launcher, which prints it
+        message = str(e) if isinstance(e, TapsterError) else f"unexpected error: {type(e).__name__}: {e}"
+        logging.getLogger("tapster.twistd").error("start-up failed: %s", message, exc_info=config["debug"])
+        status.failed(message)
+        return 1
+
+
+def _serve(config: Any, application: Any, status: Any) -> int:
+    import logging
+
+    from core import reactor as shared
     from twistd.logsetup import setup_logging
     from twistd.pidfile import NullPidFile, PidFile
     from twistd.runner import Runner
 
-    setup_logging(level=logging.DEBUG if config["debug"] else logging.INFO)
+    setup_logging(logfile=config["logfile"], level=logging.DEBUG if config["debug"] else logging.INFO)
     reactor = shared.install(config["reactor"])
-    application = persist.load(config["file"])
     pidfile = PidFile(config["pidfile"]) if config["pidfile"] else NullPidFile()
     runner = Runner(
         application,
@@ -73,6 +93,7 @@ def _run(config: ServerOptions) -> int:  # type: ignore[name-defined]  # noqa: F
         save=not config["no_save"],
         shutdown_timeout=config["shutdown-timeout"],
         source=config["file"],
+        on_started=status.started,
     )
     return runner.run()
 

@@ -28,24 +28,35 @@ class _SystemFilter(logging.Filter):
         return True
 
 
-def setup_logging(stream: TextIO | None = None, level: int = logging.INFO, rich: bool | None = None) -> logging.Handler:
-    """Send all log records to ``stream`` (default stdout); rich formatting on a terminal.
+def setup_logging(stream: TextIO | None = None, level: int = logging.INFO, rich: bool | None = None,
+                  logfile: str | None = None) -> logging.Handler:
+    """Send all log records to ``logfile`` (``-``: stdout) or ``stream`` (default stdout).
 
-    Returns the handler so the caller can remove or reopen it.
+    Rich formatting on a terminal, plain lines otherwise. Returns the handler
+    so the caller can remove or reopen it.
     """
+    if logfile and logfile != "-":
+        try:
+            file_handler: logging.Handler = logging.FileHandler(logfile, encoding="utf-8", delay=False)
+        except OSError as e:
+            from core.errors import TapsterError
+
+            raise TapsterError(f"cannot open log file {logfile}: {e.strerror} (choose another with --logfile)") from e
+        return _install(file_handler, logging.Formatter(FORMAT, DATEFMT), level)
     stream = stream if stream is not None else sys.stdout
     if rich is None:
         rich = bool(getattr(stream, "isatty", lambda: False)())
-    handler: logging.Handler
     if rich:
         from rich.console import Console
         from rich.logging import RichHandler
 
         handler = RichHandler(console=Console(file=stream), show_path=False, rich_tracebacks=False, log_time_format="%H:%M:%S")
-        handler.setFormatter(logging.Formatter("[%(system)s] %(message)s"))
-    else:
-        handler = logging.StreamHandler(stream)
-        handler.setFormatter(logging.Formatter(FORMAT, DATEFMT))
+        return _install(handler, logging.Formatter("[%(system)s] %(message)s"), level)
+    return _install(logging.StreamHandler(stream), logging.Formatter(FORMAT, DATEFMT), level)
+
+
+def _install(handler: logging.Handler, formatter: logging.Formatter, level: int) -> logging.Handler:
+    handler.setFormatter(formatter)
     handler.addFilter(_SystemFilter())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -50,6 +50,7 @@ class Runner:
         save: bool = True,
         shutdown_timeout: float = 10.0,
         source: str = "",
+        on_started: Any = None,
     ) -> None:
         self.application = application
         self.reactor = reactor
@@ -57,6 +58,7 @@ class Runner:
         self.save = save
         self.shutdown_timeout = shutdown_timeout
         self.source = source
+        self.on_started = on_started
         self.status = ExitStatus.OK
         self._signals = 0
 
@@ -81,6 +83,8 @@ class Runner:
             self.reactor.addSystemEventTrigger("after", "shutdown", self._save_on_shutdown)
             self._install_signals()
             _log.info("%s started", app.name)
+            if self.on_started is not None:
+                self.reactor.callWhenRunning(self.on_started)
             self.reactor.run(installSignalHandlers=False)
         _log.info("%s stopped (exit status %d)", app.name, self.status)
         return self.status

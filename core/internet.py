@@ -114,6 +114,7 @@ class _AbstractServer(Service):
     def __getstate__(self) -> dict[str, Any]:
         state = Service.__getstate__(self)
         state.pop("_port", None)
+        state.pop("reactor", None)  # a process resource (and a live loop does not pickle)
         return state
 
 
@@ -148,6 +149,7 @@ class _AbstractClient(Service):
     def __getstate__(self) -> dict[str, Any]:
         state = Service.__getstate__(self)
         state.pop("_connection", None)
+        state.pop("reactor", None)  # a process resource (and a live loop does not pickle)
         return state
 
 
@@ -233,6 +235,10 @@ class TimerService(Service):
         self._loop = LoopingCall(callable, *args, **kwargs)
         self._loop.clock = self.clock if self.clock is not None else _reactor_of(_NoReactor)
         self._loopFinished = self._loop.start(self.step, now=True)
+        if self._loopFinished is not None:
+            # The LoopingCall already logged a failure; retrieve it so asyncio does not
+            # report it again as "Future exception was never retrieved".
+            self._loopFinished.add_done_callback(_consume)
 
     def stopService(self) -> Any:
         Service.stopService(self)
@@ -245,7 +251,13 @@ class TimerService(Service):
         state = Service.__getstate__(self)
         state.pop("_loop", None)
         state.pop("_loopFinished", None)
+        state.pop("clock", None)  # a process resource, like a server's reactor
         return state
+
+
+def _consume(future: Any) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class _NoReactor:

@@ -29,6 +29,7 @@ class LoopingCall:
         self.interval: float | None = None
         self.call: Any = None
         self._start_time = 0.0
+        self._scheduled_for: float | None = None  # when the pending (or running) call was due
         self._done: Any = None
 
     def _clock(self) -> Any:
@@ -48,13 +49,15 @@ class LoopingCall:
         self.running = True
         self.interval = interval
         self._start_time = clock.seconds()
+        self._scheduled_for = self._start_time
         loop = getattr(clock, "loop", None)
-        self._done = loop.create_future() if loop is not None else None
+        # Keep our own reference: a first call that fails completes (and forgets) self._done.
+        done = self._done = loop.create_future() if loop is not None else None
         if now:
             self()
         else:
             self._schedule_next()
-        return self._done
+        return done
 
     def stop(self) -> None:
         """Stop looping; the future returned by :meth:`start` completes with this LoopingCall."""
@@ -72,7 +75,7 @@ class LoopingCall:
             raise RuntimeError("Tried to reset a LoopingCall that was not running.")
         if self.call is not None and self.call.active():
             self.call.cancel()
-        self._start_time = self._clock().seconds()
+        self._start_time = self._scheduled_for = self._clock().seconds()
         self._schedule_next()
 
     def _finish(self, exc: BaseException | None) -> None:
@@ -95,7 +98,9 @@ class LoopingCall:
         if inspect.isawaitable(result):
             import asyncio
 
-            fut = asyncio.ensure_future(result)
+            # The clock's loop, not asyncio's notion of the current one: start() may
+            # run before the loop does, and then get_event_loop() is another loop.
+            fut = asyncio.ensure_future(result, loop=getattr(self._clock(), "loop", None))
             fut.add_done_callback(self._after_awaitable)
         elif self.running:
             self._schedule_next()
@@ -117,11 +122,17 @@ class LoopingCall:
             return
         elapsed = now - self._start_time
         runs = int(elapsed // interval) + 1
-        self.call = clock.callLater(max(0.0, self._start_time + runs * interval - now), self)
+        when = self._start_time + runs * interval
+        # A timer may fire a hair early (uvloop's clock counts milliseconds), which would
+        # put "the next slot" on the slot that just ran: never run twice for one slot.
+        if self._scheduled_for is not None:
+            when = max(when, self._scheduled_for + interval)
+        self._scheduled_for = when
+        self.call = clock.callLater(max(0.0, when - now), self)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("call", "_done", "clock", "running"):
+        for key in ("call", "_done", "clock", "running", "_scheduled_for"):
             state.pop(key, None)
         return state
 

@@ -34,6 +34,7 @@ from core.errors import (
     DNSLookupError,
     TimeoutError,
     TapsterError,
+    describe_address,
 )
 from core.failure import Failure
 
@@ -258,7 +259,10 @@ class Connector:
             cls = ConnectionRefusedError if e.errno == errno.ECONNREFUSED else ConnectError
             self._connection_failed(Failure(cls(e.strerror or str(e), self._describe())))
         finally:
-            self._task = None
+            # A factory may have reconnected from clientConnectionFailed: that new
+            # attempt's task must stay reachable for stopConnecting().
+            if self._task is asyncio.current_task():
+                self._task = None
 
     def _connection_failed(self, reason: Failure) -> None:
         self.transport = None
@@ -297,7 +301,7 @@ class Connector:
 
     def _describe(self) -> str:
         d = self._destination
-        return str(d.name) if isinstance(d, UNIXAddress) else f"{d.host}:{d.port}"
+        return str(d.name) if isinstance(d, UNIXAddress) else describe_address(d.host, d.port)
 
     def __repr__(self) -> str:
         return f"<Connector {self.kind} to {self._describe()} ({self.state})>"
@@ -540,7 +544,7 @@ class PortsMixin:
         def open_connection(pf: Callable[[], Any]) -> Any:
             return loop.create_connection(pf, host, port, local_addr=bindAddress)
 
-        c = Connector(self, "TCP", factory, timeout, open_connection, IPv4Address("TCP", host, port))
+        c = Connector(self, "TCP", factory, timeout, open_connection, _destination(host, port))
         c.connect()
         return c
 
@@ -553,7 +557,7 @@ class PortsMixin:
             return loop.create_connection(pf, host, port, ssl=ctx, local_addr=bindAddress,
                                           server_hostname=getattr(contextFactory, "hostname", None) or host)
 
-        c = Connector(self, "SSL", factory, timeout, open_connection, IPv4Address("TCP", host, port))
+        c = Connector(self, "SSL", factory, timeout, open_connection, _destination(host, port))
         c.connect()
         return c
 
@@ -613,6 +617,16 @@ class PortsMixin:
         p = DatagramPort(self, "UNIXConnected", sock, protocol, unlink=bindAddress)
         p.startListening()
         return p
+
+
+def _destination(host: str, port: int) -> IPv4Address | IPv6Address:
+    """What ``connector.getDestination()`` reports: an IPv6Address for an IPv6 literal."""
+    try:
+        if ipaddress.ip_address(host.split("%")[0]).version == 6:
+            return IPv6Address("TCP", host, port)
+    except ValueError:  # a host name
+        pass
+    return IPv4Address("TCP", host, port)
 
 
 def _pid_lock(address: str) -> str:

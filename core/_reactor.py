@@ -224,7 +224,12 @@ class AsyncioReactor(_ports.PortsMixin):
 
     def _remove_signal_handlers(self) -> None:
         while self._signal_handlers:
-            self._loop.remove_signal_handler(self._signal_handlers.pop())
+            signum = self._signal_handlers.pop()
+            if not self._loop.remove_signal_handler(signum):
+                # uvloop ignores the removal once its loop has stopped (and run()
+                # removes them after run_forever returned), which would leave its
+                # handler swallowing SIGINT/SIGTERM for the rest of the process.
+                signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
 
     def _on_signal(self, signum: int) -> None:
         _log.info("received %s, shutting down", signal.Signals(signum).name)

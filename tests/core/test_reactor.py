@@ -24,7 +24,7 @@ import pytest
 
 from core import _builtin_hooks
 from core._ports import NotConnectingError
-from core.address import IPv4Address, UNIXAddress
+from core.address import IPv4Address, IPv6Address, UNIXAddress
 from core.errors import (
     AlreadyCalled,
     AlreadyCancelled,
@@ -515,6 +515,89 @@ def test_stop_connecting_abandons_the_attempt(env):
         connector.stopConnecting()
 
 
+def test_reconnecting_from_client_connection_failed_can_still_be_stopped(env):
+    number = _unresponsive_listener(env)
+
+    class RetryOnce(RecFactory):
+        def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
+            super().clientConnectionFailed(connector, reason)
+            if self.events.count("connecting") == 1:
+                connector.timeout = 30
+                connector.connect()  # synchronously, from inside the failure callback
+
+    f = RetryOnce()
+    env.factories.append(f)
+    connector = env.reactor.connectTCP(LOCAL, number, f, timeout=0.1)
+    env.spin(lambda: f.events.count("connecting") == 2, what="the second attempt")
+    if f.protocols:
+        pytest.skip("this kernel accepted a connection beyond the backlog")
+    assert f.outcome("failed").check(TimeoutError)
+    env.iterate()
+    assert connector.state == "connecting"
+    connector.stopConnecting()  # the second attempt is still reachable
+    env.spin(lambda: len([e for e in f.events if isinstance(e, tuple)]) == 2, what="the second failure")
+    assert connector.state == "disconnected"
+    assert f.events.count("start") == 1 and f.events[-1] == "stop"
+
+
+def test_listen_inside_the_running_loop_serves_and_stops(env):
+    r = env.reactor
+    f = env.factory(Echo)
+    ports: list[Any] = []
+
+    async def listen_while_running() -> None:
+        ports.append(r.listenTCP(0, f, interface=LOCAL))
+        cancelled = r.listenTCP(0, env.factory(), interface=LOCAL)
+        cancelled.stopListening()  # before the loop even started serving it
+        ports.append(cancelled)
+
+    r.loop.run_until_complete(listen_while_running())
+    live, cancelled = ports
+    env.defer(live.stopListening)
+    raw = env.raw_client(live.getHost().port)
+    raw.sendall(b"served")
+    got = bytearray()
+    env.spin(lambda: (drain(raw, got), got == b"served")[1], what="the echo")
+    number = cancelled.getHost().port
+
+    def refused() -> bool:
+        probe = socket.socket()
+        probe.settimeout(2)
+        try:
+            probe.connect((LOCAL, number))
+        except OSError as e:
+            return e.errno == errno.ECONNREFUSED
+        finally:
+            probe.close()
+        return False
+
+    env.spin(refused, what="the cancelled port to close")
+
+
+def test_tcp_over_ipv6_loopback(env):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    f = env.factory(Echo)
+    try:
+        port = env.reactor.listenTCP(0, f, interface="::1")
+    except CannotListenError as e:
+        pytest.skip(f"cannot listen on ::1: {e}")
+    env.defer(port.stopListening)
+    host = port.getHost()
+    assert isinstance(host, IPv6Address) and host.host == "::1"
+
+    class Hello(Rec):
+        def connectionMade(self) -> None:
+            super().connectionMade()
+            self.transport.write(b"v6")
+
+    client = env.factory(Hello)
+    connector = env.reactor.connectTCP("::1", host.port, client)
+    assert connector.getDestination() == IPv6Address("TCP", "::1", host.port)
+    env.spin(lambda: client.protocols and client.protocols[0].received == b"v6", what="the echo")
+    assert isinstance(f.addrs[0], IPv6Address) and f.addrs[0].host == "::1"
+
+
 def test_client_connection_lost_and_reconnect(env):
     class CloseAtOnce(Rec):
         def connectionMade(self) -> None:
@@ -852,6 +935,25 @@ def test_run_twice_works(env):
     assert runs == [True, True]
 
 
+def test_sigterm_runs_the_shutdown_triggers(env):
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    r = env.reactor
+    log: list[str] = []
+    r.addSystemEventTrigger("before", "shutdown", log.append, "before shutdown")
+    r.callWhenRunning(os.kill, os.getpid(), signal.SIGTERM)
+    dog = r.callLater(5, r.crash)
+    r.run()  # installs SIGINT/SIGTERM handlers that stop the reactor cleanly
+    assert dog.active(), "SIGTERM did not stop the reactor"
+    dog.cancel()
+    assert log == ["before shutdown"]
+    # The handlers are gone once run() returned (uvloop's would otherwise swallow Ctrl-C).
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_crash_stops_without_shutdown_triggers(env):
     r = env.reactor
     log: list[str] = []
@@ -932,6 +1034,35 @@ def test_listen_unix_refuses_to_clobber_a_regular_file(env, sockdir):
         env.reactor.listenUNIX(path, env.factory())
     with open(path) as fh:
         assert fh.read() == "precious"
+
+
+def test_listen_unix_want_pid_writes_and_removes_a_lock(env, sockdir):
+    path = os.path.join(sockdir, "pid.sock")
+    port = env.reactor.listenUNIX(path, env.factory(), wantPID=True)
+    env.defer(port.stopListening)
+    with open(path + ".lock") as fh:
+        assert int(fh.read()) == os.getpid()
+    port.stopListening()
+    assert not os.path.exists(path + ".lock")
+    assert not os.path.exists(path)
+
+
+def test_listen_unix_want_pid_refuses_a_live_holder_and_replaces_a_dead_one(env, sockdir):
+    import subprocess
+    import sys
+
+    path = os.path.join(sockdir, "held.sock")
+    with open(path + ".lock", "w") as fh:
+        fh.write("1")  # init is always alive
+    with pytest.raises(CannotListenError, match="pid 1"):
+        env.reactor.listenUNIX(path, env.factory(), wantPID=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with open(path + ".lock", "w") as fh:
+        fh.write(dead.stdout.strip())
+    port = env.reactor.listenUNIX(path, env.factory(), wantPID=True)
+    env.defer(port.stopListening)
+    with open(path + ".lock") as fh:
+        assert int(fh.read()) == os.getpid()
 
 
 def test_connect_unix_to_missing_path_fails(env, sockdir):

@@ -30,6 +30,7 @@ otherwise.
 from __future__ import annotations
 
 import inspect
+import logging
 from abc import ABCMeta
 from typing import Any, Awaitable, Iterator
 
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 _NO_DEFAULT = object()
+_log = logging.getLogger("tapster.service")
 
 
 class _InterfaceMeta(ABCMeta):
@@ -106,27 +108,40 @@ class IProcess(_Interface):
     _required = ("processName", "uid", "gid")
 
 
-def _gather(results: list[Any]) -> Awaitable[Any] | None:
+def _gather(results: list[Any], errors: list[Exception]) -> Awaitable[Any] | None:
     """Combine the awaitables among ``results`` into one, or return None if there are none.
 
-    With a running event loop the children's stops are scheduled at once (so
-    they progress even if the caller never awaits, as Deferreds would);
-    without one, the caller gets a coroutine to drive.
+    ``errors`` are the exceptions children raised synchronously. Every child
+    is stopped whatever the others do (as with Twisted's DeferredList); the
+    first error is then raised, here when nothing is pending, else by the
+    combined awaitable once all children have finished, and any further
+    errors are logged. With a running event loop the children's stops are
+    scheduled at once (so they progress even if the caller never awaits, as
+    Deferreds would); without one, the caller gets a coroutine to drive.
     """
     pending = [r for r in results if inspect.isawaitable(r)]
     if not pending:
+        _raise_first(errors)
         return None
     import asyncio
 
+    async def wait_all() -> list[Any]:
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        _raise_first(errors + [o for o in outcomes if isinstance(o, Exception)])
+        return outcomes
+
     try:
-        asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
     except RuntimeError:
-
-        async def wait_all() -> list[Any]:
-            return [await p for p in pending]
-
         return wait_all()
-    return asyncio.gather(*pending)
+    return loop.create_task(wait_all())
+
+
+def _raise_first(errors: list[Exception]) -> None:
+    for extra in errors[1:]:
+        _log.error("error stopping a service: %r", extra, exc_info=extra)
+    if errors:
+        raise errors[0]
 
 
 class Service:
@@ -202,9 +217,22 @@ class MultiService(Service):
             service.startService()
 
     def stopService(self) -> Awaitable[Any] | None:
-        """Stop the children in reverse order; an awaitable if any child's stop is asynchronous."""
+        """Stop the children in reverse order; an awaitable if any child's stop is asynchronous.
+
+        A child whose stop fails does not keep the others running (as with
+        Twisted's maybeDeferred/DeferredList): one broken service must not leave
+        the rest of the application's ports open at shutdown. The first failure
+        is raised once every child has been stopped (by the awaitable, if any).
+        """
         Service.stopService(self)
-        return _gather([service.stopService() for service in reversed(list(self))])
+        results = []
+        errors: list[Exception] = []
+        for service in reversed(list(self)):
+            try:
+                results.append(service.stopService())
+            except Exception as e:
+                errors.append(e)
+        return _gather(results, errors)
 
     def getServiceNamed(self, name: str) -> Any:
         """The child called ``name`` (KeyError if there is none)."""

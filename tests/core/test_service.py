@@ -249,6 +249,27 @@ def test_nested_collections_start_depth_first():
     assert log == [("stop", "c"), ("stop", "b"), ("stop", "a")]
 
 
+def test_a_child_failing_to_stop_does_not_keep_the_others_running():
+    log: list = []
+
+    class Broken(Recorder):
+        def stopService(self):
+            Recorder.stopService(self)
+            raise RuntimeError("cannot stop")
+
+    p = MultiService()
+    Recorder("a", log).setServiceParent(p)
+    Broken("b", log).setServiceParent(p)
+    Recorder("c", log).setServiceParent(p)
+    p.startService()
+    log.clear()
+    with pytest.raises(RuntimeError, match="cannot stop"):
+        p.stopService()  # raised once every child has been stopped
+    assert log == [("stop", "c"), ("stop", "b"), ("stop", "a")]
+    assert not any(c.running for c in p)
+    assert not p.running
+
+
 def test_child_added_to_running_collection_is_started_at_once():
     log: list = []
     p = MultiService()
@@ -335,6 +356,34 @@ def test_stop_with_future_child_is_awaited_on_a_running_loop():
         loop.close()
     assert not any(c.running for c in p)
     assert log == [("stop begins", "slow"), ("stop", "a"), ("stop ends", "slow")]
+
+
+def test_a_failing_async_stop_neither_hides_nor_cuts_short_the_others(caplog):
+    log: list = []
+
+    class BrokenAsync(Recorder):
+        async def stopService(self):  # type: ignore[override]
+            Service.stopService(self)
+            raise RuntimeError("async stop failed")
+
+    p = MultiService()
+    AsyncStop("a", log).setServiceParent(p)
+    BrokenAsync("b", log).setServiceParent(p)
+    AsyncStop("c", log).setServiceParent(p)
+    BrokenAsync("d", log).setServiceParent(p)
+    p.startService()
+    result = p.stopService()
+    loop = asyncio.new_event_loop()
+    try:
+        with caplog.at_level("ERROR", logger="tapster.service"):
+            with pytest.raises(RuntimeError, match="async stop failed"):
+                loop.run_until_complete(_await(result))
+    finally:
+        loop.close()
+    # Raised only after every child finished stopping; the second failure is logged.
+    assert not any(c.running for c in p)
+    assert ("stop ends", "a") in log and ("stop ends", "c") in log
+    assert "async stop failed" in caplog.text
 
 
 def test_nested_async_stop_propagates_to_the_root():

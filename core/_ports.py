@@ -105,7 +105,10 @@ class _Acceptor:
             transport.abort()
             return
         transport.set_protocol(protocol)
-        attach(protocol, transport, port.kind)
+        try:
+            attach(protocol, transport, port.kind)
+        except Exception:
+            _drop_after_failed_connection_made(protocol, transport)
 
     def data_received(self, data: bytes) -> None:  # only before the hand-over, i.e. never
         pass
@@ -115,6 +118,20 @@ class _Acceptor:
 
     def connection_lost(self, exc: BaseException | None) -> None:
         pass
+
+
+def _drop_after_failed_connection_made(protocol: Any, transport: Any) -> None:
+    """Twisted's rule: a connectionMade that raises is logged and costs the connection.
+
+    Left alone, asyncio would only log it and keep feeding data to a protocol
+    that never finished setting up.
+    """
+    _log.exception("%s.connectionMade failed; dropping the connection", type(protocol).__name__)
+    ours = getattr(protocol, "transport", None)
+    if ours is not None and hasattr(ours, "abortConnection"):
+        ours.abortConnection()  # connectionLost then gets ConnectionLost
+    else:
+        transport.abort()
 
 
 class ListeningPort:
@@ -205,7 +222,11 @@ class _ClientAdapter:
             return
         transport.set_protocol(protocol)
         connector.state = "connected"
-        connector.transport = attach(protocol, transport, connector.kind, connector, connector._connection_lost)
+        try:
+            connector.transport = attach(protocol, transport, connector.kind, connector, connector._connection_lost)
+        except Exception:
+            connector.transport = getattr(protocol, "transport", None)
+            _drop_after_failed_connection_made(protocol, transport)
 
     def data_received(self, data: bytes) -> None:
         pass

@@ -18,6 +18,7 @@ reactor is not restartable, tapster's is.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import functools
 import inspect
 import logging
@@ -88,6 +89,8 @@ class AsyncioReactor(_ports.PortsMixin):
 
     def callLater(self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any) -> DelayedCall:
         """Call ``callable(*args, **kw)`` ``delay`` seconds from now; returns a DelayedCall."""
+        if not builtins.callable(callable):
+            raise TypeError(f"callLater() needs a callable, not {callable!r}")
         if delay < 0:
             raise ValueError(f"callLater delay must be >= 0, not {delay!r}")
         loop = self._loop

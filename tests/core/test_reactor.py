@@ -312,6 +312,52 @@ def test_build_protocol_raising_drops_the_connection_and_keeps_serving(env, capl
     env.spin(lambda: (drain(second, got), got == b"still here")[1], what="the echo")
 
 
+def test_exception_in_data_received_drops_the_connection(env):
+    class Raiser(Rec):
+        def dataReceived(self, data: bytes) -> None:
+            raise ValueError("bad input")
+
+    f = env.factory(Raiser)
+    port = env.tcp_server(f)
+    raw = env.raw_client(port.getHost().port)
+    raw.sendall(b"x")
+    env.spin(lambda: f.protocols and f.protocols[0].reason is not None, what="connectionLost")
+    assert f.protocols[0].reason.check(ConnectionLost)
+    env.spin(lambda: drain(raw, bytearray()), what="the client to see the close")
+
+
+def test_exception_in_connection_made_drops_the_connection(env, caplog):
+    class Raiser(Rec):
+        def connectionMade(self) -> None:
+            super().connectionMade()
+            raise ValueError("cannot greet")
+
+    f = env.factory(Raiser)
+    port = env.tcp_server(f)
+    with caplog.at_level(logging.ERROR):
+        raw = env.raw_client(port.getHost().port)
+        env.spin(lambda: drain(raw, bytearray()), what="the connection to be dropped")
+    assert "cannot greet" in caplog.text
+    env.spin(lambda: f.protocols[0].reason is not None, what="connectionLost")
+
+
+def test_exception_in_client_connection_made_drops_the_connection(env, caplog):
+    class Raiser(Rec):
+        def connectionMade(self) -> None:
+            super().connectionMade()
+            raise ValueError("client cannot start")
+
+    server = env.factory()
+    port = env.tcp_server(server)
+    client = env.factory(Raiser)
+    with caplog.at_level(logging.ERROR):
+        env.reactor.connectTCP(LOCAL, port.getHost().port, client)
+        env.spin(lambda: client.outcome("lost"), what="clientConnectionLost")
+    assert client.outcome("lost").check(ConnectionLost)
+    assert "client cannot start" in caplog.text
+    env.spin(lambda: server.protocols and server.protocols[0].reason is not None)
+
+
 def test_connection_lost_is_connection_done_on_clean_close(env):
     f = env.factory()
     port = env.tcp_server(f)
@@ -678,6 +724,11 @@ def test_call_later_passes_arguments(env):
     env.reactor.callLater(0, lambda *a, **kw: seen.append((a, kw)), 1, 2, key="v")
     env.spin(lambda: seen)
     assert seen == [((1, 2), {"key": "v"})]
+
+
+def test_call_later_needs_a_callable(env):
+    with pytest.raises(TypeError):
+        env.reactor.callLater(0, "not callable")
 
 
 def test_call_later_negative_delay_is_an_error(env):

@@ -55,6 +55,7 @@ class Env:
         self.reactor = reactor
         self._closers: list[Callable[[], Any]] = []
         self.factories: list["RecFactory"] = []
+        self._ran = False
 
     def defer(self, closer: Callable[[], Any]) -> None:
         self._closers.append(closer)
@@ -84,6 +85,7 @@ class Env:
         """``reactor.run()`` with a watchdog that fails the test instead of hanging it."""
         r = self.reactor
         dog = r.callLater(timeout, r.crash)
+        self._ran = True
         r.run(installSignalHandlers=False)
         if not dog.active():
             raise AssertionError(f"the reactor did not stop within {timeout}s")
@@ -127,6 +129,10 @@ class Env:
             for _ in range(3):
                 loop.run_until_complete(asyncio.sleep(0))
             loop.close()
+        if self._ran:
+            # run() made this loop the thread's current one; do not leave a closed loop
+            # behind for later tests (asyncio.run() resets it the same way).
+            asyncio.set_event_loop(None)
 
 
 def make_reactor(name: str) -> Any:
@@ -996,6 +1002,7 @@ def test_sigterm_runs_the_shutdown_triggers(env):
     r.addSystemEventTrigger("before", "shutdown", log.append, "before shutdown")
     r.callWhenRunning(os.kill, os.getpid(), signal.SIGTERM)
     dog = r.callLater(5, r.crash)
+    env._ran = True
     r.run()  # installs SIGINT/SIGTERM handlers that stop the reactor cleanly
     assert dog.active(), "SIGTERM did not stop the reactor"
     dog.cancel()

@@ -39,7 +39,7 @@ from core.errors import (
     TapsterError,
     TimeoutError,
 )
-from core.protocol import ClientFactory, DatagramProtocol, Protocol
+from core.protocol import ClientFactory, DatagramProtocol, Protocol, ReconnectingClientFactory
 
 LOCAL = "127.0.0.1"
 MB = 1024 * 1024
@@ -677,6 +677,65 @@ def test_client_connection_lost_and_reconnect(env):
     assert client.events.count("start") == 1
     assert client.events[-1] == "stop"
     assert connector.state == "disconnected"
+
+
+class CountingReconnector(ReconnectingClientFactory):
+    """Retries fast (no jitter, millisecond delays) and counts what happens."""
+
+    protocol = Rec
+    initialDelay = delay = 0.001
+    maxDelay = 0.002
+    jitter = 0
+
+    def __init__(self, clock: Any) -> None:
+        self.clock = clock
+        self.protocols: list[Rec] = []
+        self.attempts = 0
+        self.failures = 0
+        self.losses = 0
+
+    def startedConnecting(self, connector: Any) -> None:
+        self.attempts += 1
+
+    def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
+        self.failures += 1
+        super().clientConnectionFailed(connector, reason)
+
+    def clientConnectionLost(self, connector: Any, reason: Any) -> None:
+        self.losses += 1
+        super().clientConnectionLost(connector, reason)
+
+
+def test_reconnecting_client_factory_gives_up_after_max_retries(env):
+    closed = env.socket()
+    closed.bind((LOCAL, 0))
+    f = CountingReconnector(env.reactor)
+    f.maxRetries = 3
+    env.reactor.connectTCP(LOCAL, closed.getsockname()[1], f)
+    env.spin(lambda: f.failures == 4, what="four failed attempts")
+    env.iterate(20)
+    assert (f.attempts, f.failures) == (4, 4)  # the first attempt and three retries
+    assert not env.reactor.getDelayedCalls()
+
+
+def test_reconnecting_client_factory_reconnects_until_stop_trying(env):
+    class CloseAtOnce(Rec):
+        def connectionMade(self) -> None:
+            super().connectionMade()
+            self.transport.loseConnection()
+
+    server = env.factory(CloseAtOnce)
+    port = env.tcp_server(server)
+    f = CountingReconnector(env.reactor)
+    env.reactor.connectTCP(LOCAL, port.getHost().port, f)
+    env.spin(lambda: f.losses >= 3, what="three reconnections")
+    f.stopTrying()
+    attempts = f.attempts
+    env.iterate(20)
+    assert not env.reactor.getDelayedCalls()  # no retry pending
+    assert f.attempts == attempts  # and none started
+    assert f.continueTrying == 0
+    assert len(server.protocols) >= 3
 
 
 def test_connector_disconnect_closes_the_connection(env):

@@ -36,8 +36,10 @@ class Transport:
         "streamingProducer",
         "connector",
         "_kind",
+        "connected",
         "_writing_paused",
         "_reading_paused_by_us",
+        "_reading_paused_by_protocol",
         "_lost_hook",
         "_aborted",
         "__weakref__",
@@ -59,8 +61,10 @@ class Transport:
         self.streamingProducer = False
         self.connector = connector
         self._kind = kind
+        self.connected = True
         self._writing_paused = False
         self._reading_paused_by_us = False
+        self._reading_paused_by_protocol = False
         self._lost_hook = lost_hook
         self._aborted = False
 
@@ -165,10 +169,26 @@ class Transport:
     # -- IPushProducer: the transport produces what the peer sends -----------
 
     def pauseProducing(self) -> None:
-        self._t.pause_reading()
+        """Stop reading from the peer until :meth:`resumeProducing`."""
+        self._reading_paused_by_protocol = True
+        self._sync_reading()
 
     def resumeProducing(self) -> None:
-        self._t.resume_reading()
+        """Read again, unless the write buffer is still full (flow control keeps its pause)."""
+        self._reading_paused_by_protocol = False
+        self._sync_reading()
+
+    def _sync_reading(self) -> None:
+        # Two independent reasons to stop reading: the protocol asked, or our own write
+        # buffer is full. Reading resumes only when neither holds.
+        t = self._t
+        if t.is_closing():
+            return
+        paused = self._reading_paused_by_protocol or self._reading_paused_by_us
+        if paused and t.is_reading():
+            t.pause_reading()
+        elif not paused and not t.is_reading():
+            t.resume_reading()
 
     def stopProducing(self) -> None:
         self.loseConnection()
@@ -181,9 +201,9 @@ class Transport:
         if producer is not None:
             if self.streamingProducer:
                 producer.pauseProducing()
-        elif not self._reading_paused_by_us and self._t.is_reading():
+        else:
             self._reading_paused_by_us = True
-            self._t.pause_reading()
+            self._sync_reading()
 
     def _resume_writing(self) -> None:
         self._writing_paused = False
@@ -195,11 +215,11 @@ class Transport:
                 self._schedule_pull()
         if self._reading_paused_by_us:
             self._reading_paused_by_us = False
-            if not self._t.is_closing():
-                self._t.resume_reading()
+            self._sync_reading()
 
     def _connection_lost(self, reason: Failure) -> None:
         self.disconnecting = True
+        self.connected = False
         producer = self.producer
         if producer is not None:
             self.producer = None

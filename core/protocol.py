@@ -13,8 +13,8 @@ is bound to ``dataReceived`` *at class level* when a subclass is created,
 because uvloop looks the method up once per connection and ignores instance
 attributes. The result is that a byte from the socket reaches
 ``dataReceived`` with no adapter frame in between. Consequently, assigning
-``protocol.dataReceived = f`` on an *instance* does not reroute data; define
-it on the class.
+``protocol.dataReceived = f`` on an *instance*, or on the class after it was
+created, does not reroute data; define it in the class body.
 
 A :class:`Factory` builds one protocol per connection (``buildProtocol(addr)``;
 returning ``None`` refuses the connection) and is told when it starts and stops
@@ -94,7 +94,9 @@ class Protocol(BaseProtocol):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # The hot path: asyncio/uvloop call data_received, which *is* dataReceived.
-        cls.data_received = cls.dataReceived  # type: ignore[attr-defined]
+        # A class that defines data_received itself (asyncio-native code) keeps it.
+        if "data_received" not in cls.__dict__:
+            cls.data_received = cls.dataReceived  # type: ignore[attr-defined]
 
     def dataReceived(self, data: bytes) -> None:
         """Bytes arrived. There is no message framing: ``data`` may be any slice of the stream."""

@@ -401,3 +401,83 @@ def test_connectionLost_default_reason_is_connection_done():
     assert reasons[0].check(ConnectionDone)
     assert reasons[1].check(ConnectionLost)
     assert not proto.connected
+
+
+# -- flow control: the protocol's pause and the write-buffer pause are independent ----------
+
+
+class _FakeAioTransport:
+    """Just enough of an asyncio transport to watch pause/resume_reading."""
+
+    def __init__(self) -> None:
+        self.reading = True
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+
+def _transport_pair():
+    from core._transport import Transport
+    from core.protocol import Protocol
+
+    aio = _FakeAioTransport()
+    return aio, Transport(aio, Protocol())
+
+
+def test_buffer_drain_does_not_undo_the_protocols_pause() -> None:
+    aio, t = _transport_pair()
+    t._pause_writing()  # write buffer full: stop reading
+    assert not aio.reading
+    t.pauseProducing()  # the protocol wants a pause too
+    t._resume_writing()  # buffer drained
+    assert not aio.reading  # still paused: the protocol has not resumed
+    t.resumeProducing()
+    assert aio.reading
+
+
+def test_protocol_resume_keeps_the_backpressure_pause() -> None:
+    aio, t = _transport_pair()
+    t.pauseProducing()
+    t._pause_writing()
+    t.resumeProducing()  # buffer still full
+    assert not aio.reading
+    t._resume_writing()
+    assert aio.reading
+
+
+def test_transport_connected_flag() -> None:
+    from core.errors import ConnectionDone
+    from core.failure import Failure
+
+    _, t = _transport_pair()
+    assert t.connected
+    t._connection_lost(Failure(ConnectionDone()))
+    assert not t.connected
+
+
+def test_subclass_defining_data_received_keeps_it() -> None:
+    from core.protocol import Protocol
+
+    class Native(Protocol):
+        def data_received(self, data: bytes) -> None:
+            self.got = data
+
+        def dataReceived(self, data: bytes) -> None:
+            raise AssertionError("not this one")
+
+    p = Native()
+    p.data_received(b"x")
+    assert p.got == b"x"

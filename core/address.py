@@ -1,14 +1,18 @@
-"""Address objects returned by ``getPeer()``/``getHost()`` and passed to ``buildProtocol``."""
+"""Address objects returned by ``getPeer()``/``getHost()`` and passed to ``buildProtocol``.
+
+They are named tuples: immutable, hashable (fit as dict keys, e.g. per-peer
+limits), and the cheapest Python object to build, which matters because
+every accepted connection makes one.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["IPv4Address", "IPv6Address", "UNIXAddress", "from_sockaddr"]
 
 
-@dataclass(frozen=True, slots=True)
-class IPv4Address:
+class IPv4Address(NamedTuple):
     """An IPv4 endpoint; ``type`` is ``"TCP"`` or ``"UDP"`` as in Twisted."""
 
     type: str
@@ -16,8 +20,7 @@ class IPv4Address:
     port: int
 
 
-@dataclass(frozen=True, slots=True)
-class IPv6Address:
+class IPv6Address(NamedTuple):
     """An IPv6 endpoint; flow info and scope id are kept for link-local addresses."""
 
     type: str
@@ -27,8 +30,7 @@ class IPv6Address:
     scopeID: int | str = 0
 
 
-@dataclass(frozen=True, slots=True)
-class UNIXAddress:
+class UNIXAddress(NamedTuple):
     """A UNIX socket path (``None`` for an unnamed socket)."""
 
     name: str | bytes | None

@@ -56,7 +56,7 @@ connectionDone = Failure(ConnectionDone())
 
 def _reason(exc: BaseException | None) -> Failure:
     if exc is None:
-        return Failure(ConnectionDone())
+        return connectionDone  # shared, as in Twisted: every clean close would otherwise build one
     if isinstance(exc, (ConnectionDone, ConnectionLost)):
         return Failure(exc)
     return Failure(ConnectionLost(exc))

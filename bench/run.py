@@ -500,10 +500,16 @@ def loadgen(ctx: Context, mode: str, port: int, *extra: str) -> dict[str, float 
         "taskset", "-c", str(ctx.args.client_cpu), str(ctx.loadgen), mode,
         "-p", str(port), "-d", f"{ctx.args.duration:g}", *extra,
     ]  # fmt: skip
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=ctx.args.duration + 60)
-    if done.returncode != 0:
-        raise RuntimeError(f"loadgen {mode} failed ({done.returncode}): {done.stderr.strip()}")
-    result = parse_result(done.stdout)
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as lg:
+        try:
+            stdout, stderr = lg.communicate(timeout=ctx.args.duration + 60)
+        except BaseException:  # timeout, Ctrl-C, SIGTERM: never leave loadgen behind or unreaped
+            lg.kill()
+            lg.wait()
+            raise
+    if lg.returncode != 0:
+        raise RuntimeError(f"loadgen {mode} failed ({lg.returncode}): {stderr.strip()}")
+    result = parse_result(stdout)
     if result.get("errors", 0):
         log(f"  warning: loadgen {mode} on :{port} reported {result['errors']:.0f} errors")
     return result

@@ -627,8 +627,12 @@ class Options(dict):  # type: ignore[type-arg]
 
         longdesc = getattr(self, "longdesc", None)
         if longdesc:
-            paragraphs = [p for p in longdesc.strip().split("\n\n") if p.strip()]
-            text += "\n" + "\n\n".join("\n".join(_wrap(p, width)) for p in paragraphs) + "\n"
+            paragraphs = [p.strip("\n") for p in longdesc.strip().split("\n\n") if p.strip()]
+            # A paragraph with an indented line is a table or an example: kept as written.
+            text += "\n" + "\n\n".join(
+                p if any(line[:1].isspace() for line in p.splitlines()) else "\n".join(_wrap(p, width))
+                for p in paragraphs
+            ) + "\n"
 
         subCommands = getattr(self, "subCommands", None)
         if subCommands:

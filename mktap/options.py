@@ -28,7 +28,11 @@ class MkTapOptions(usage.Options):
     longdesc = (
         "Builds an application from a plugin and saves it to a file that twistd runs: "
         "mktap qotd --port 8007 writes qotd.tap; twistd -f qotd.tap serves it. "
-        "Run mktap <plugin> --help for a plugin's own options."
+        "Run mktap <plugin> --help for a plugin's own options.\n\n"
+        "Exit status:\n"
+        "  0  the application was saved\n"
+        "  1  the plugin could not build it, or the file could not be written\n"
+        "  2  bad command line (unknown plugin or option, bad value)"
     )
     optFlags = [
         ["debug", "d", "Show plugin-loading details and full tracebacks."],

@@ -865,3 +865,11 @@ def test_importing_usage_stays_light():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=core.__path__[0] + "/.."
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_longdesc_paragraph_with_indented_lines_is_kept_as_written():
+    class Opts(usage.Options):
+        longdesc = "A long paragraph that is wrapped.\n\nExit status:\n  0  fine\n  1  broken"
+
+    text = Opts().getUsage(width=40)
+    assert "Exit status:\n  0  fine\n  1  broken" in text

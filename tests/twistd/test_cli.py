@@ -1,0 +1,53 @@
+"""twistd's command line in-process: help, usage errors, exit statuses documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from twistd.cli import main
+from twistd.options import ServerOptions
+
+
+def test_help_documents_the_exit_statuses(capsys) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: twistd")
+    assert "Exit status:\n  0  " in out and "\n  4  stopped" in out
+
+
+def test_mktap_help_documents_its_exit_statuses(capsys) -> None:
+    from mktap.cli import main as mktap_main
+
+    assert mktap_main(["--help"]) == 0
+    assert "Exit status:\n  0  the application was saved" in capsys.readouterr().out
+
+
+def test_daemon_defaults_and_foreground_defaults() -> None:
+    daemon = ServerOptions()
+    daemon.parseOptions(["-f", "x.tap"])
+    assert (daemon["pidfile"], daemon["logfile"]) == ("twistd.pid", "twistd.log")
+    fg = ServerOptions()
+    fg.parseOptions(["-n", "-f", "x.tap"])
+    assert (fg["pidfile"], fg["logfile"]) == ("", "-")
+    empty = ServerOptions()
+    empty.parseOptions(["--pidfile", "", "-f", "x.tap"])
+    assert empty["pidfile"] == ""
+
+
+@pytest.mark.parametrize("argv, needle", [
+    ([], "-f FILE"),
+    (["-n", "-f", "x.tap", "--shutdown-timeout", "-1"], "shutdown-timeout"),
+    (["-n", "-f", "x.tap", "--bogus"], "--bogus"),
+])
+def test_usage_errors_exit_2_with_one_line(argv, needle, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and needle in err and "Traceback" not in err
+
+
+def test_missing_file_in_the_foreground_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["-n", "-f", "nope.tap"]) == 1
+    assert "nope.tap" in capsys.readouterr().err

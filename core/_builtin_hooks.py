@@ -37,8 +37,12 @@ def tapster_reactors() -> list[ReactorSpec]:
     return specs
 
 
+#: Modules holding one built-in format each, as ``SPEC``; imported only when formats are needed.
+_FORMAT_MODULES: tuple[str, ...] = ("core._pickle_format",)
+
+
 @hookimpl
 def tapster_formats() -> list[FormatSpec]:
-    from core import _pickle_format
+    import importlib
 
-    return [_pickle_format.SPEC]
+    return [importlib.import_module(name).SPEC for name in _FORMAT_MODULES]

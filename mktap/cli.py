@@ -28,22 +28,30 @@ def _fail(message: str) -> None:
 class _Parent:
     """Stands in as the plugin Options' ``parent`` so its usage reads ``mktap [options] qotd ...``."""
 
-    def __init__(self, plugin: str) -> None:
+    def __init__(self, plugin: str, prog: str = PROG) -> None:
         self.subCommand = plugin
+        self.prog = prog
 
     def getSynopsis(self) -> str:
-        return f"Usage: {PROG} [options]"
+        return f"Usage: {self.prog} [options]"
+
+    def _commandName(self) -> str:
+        return self.prog
 
 
 def build(plugin: str, plugin_argv: Sequence[str], appname: str | None = None,
-          uid: int | str | None = None, gid: int | str | None = None) -> Any:
-    """Parse ``plugin_argv`` with the plugin's Options and return a new Application holding its service."""
+          uid: int | str | None = None, gid: int | str | None = None, prog: str = PROG) -> Any:
+    """Parse ``plugin_argv`` with the plugin's Options and return a new Application holding its service.
+
+    ``prog`` names the command in the plugin's ``--help`` (``twistd qotd --help``
+    builds through here too).
+    """
     from core.plugin import load_plugin
     from core.service import Application
 
     maker = load_plugin(plugin)
     config = maker.options()
-    config.parent = _Parent(plugin)
+    config.parent = _Parent(plugin, prog)
     config.parseOptions(list(plugin_argv))
     service = maker.makeService(config)
     app = Application(appname or plugin, uid, gid)

@@ -77,10 +77,11 @@ def test_unknown_plugin_exit_2(capsys, tmp_path: Path, monkeypatch: pytest.Monke
     assert err.count("\n") == 1 and "did you mean 'echo'" in err
 
 
-def test_unknown_format_exit_1(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_format_is_a_usage_error(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["-t", "json", "echo"]) == 1
-    assert "json" in capsys.readouterr().err
+    assert main(["-t", "json", "echo"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown format 'json'" in err and "pickle" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,0 +1,368 @@
+"""The ``yaml`` application format (``.yaml``): a recipe, not a memory dump.
+
+A YAML application names, per service, the plugin that builds it and that
+plugin's options by long name; loading calls the plugin again
+(``Options().parseOptions(...)`` then ``makeService(config)``) and attaches
+the services the way mktap does. The file is meant to be written and edited
+by hand::
+
+    tapster: 1                 # recipe format version (optional)
+    name: demo                 # application name: names the shutdown file
+    uid: nobody                # optional: user to run as after binding (name or number)
+    gid: nogroup               # optional
+    services:
+      - plugin: qotd           # an installed mktap plugin
+        name: qotd             # optional: default the plugin name (qotd-2 for a second one)
+        options:               # long option names, as on mktap's command line
+          port: tcp:8007:interface=127.0.0.1
+          static: Hello from tapster.
+      - plugin: echo
+        options: {port: "tcp:8008:interface=127.0.0.1"}
+
+Option values are text (numbers are turned into text), ``true``/``false``
+for flags (an integer repeats a counting flag), or a list for an option given
+several times (``fortune: [a.txt, b.txt]``); an option left out keeps the
+plugin's default, ``args`` lists positional arguments.
+
+Why a recipe: state saved by a memory dump ties the file to the classes of
+the version that wrote it; a recipe survives plugin upgrades and can be read
+and changed by a person. It is loaded with ``yaml.safe_load`` only: a
+``!!python/...`` tag is refused, never constructed.
+
+The recipe of every service mktap adds is kept on the service itself as
+``tapsterRecipe`` (``{"plugin": ..., "options": {...}, "args": [...]}``,
+plain data, so it survives pickle, XML and source files too); a service
+without one (added by hand) cannot be saved as YAML, and saying so names it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from core.errors import PersistError, PluginError
+from core.hookspecs import FormatSpec
+
+__all__ = [
+    "SPEC",
+    "RECIPE_ATTRIBUTE",
+    "recipe_for",
+    "options_argv",
+    "build_service",
+    "unique_name",
+    "attach",
+]
+
+#: The attribute on a top-level service holding the recipe that built it.
+RECIPE_ATTRIBUTE = "tapsterRecipe"
+RECIPE_VERSION = 1
+
+_TOP_KEYS = ("tapster", "name", "uid", "gid", "services")
+_SERVICE_KEYS = ("plugin", "name", "options", "args")
+
+_HEADER = (
+    f"tapster: {RECIPE_VERSION}\n"
+    "# A tapster application recipe. twistd -f rebuilds each service by calling its\n"
+    "# plugin's makeService with these options (long names, as on the mktap command\n"
+    "# line); an option left out takes the plugin's default. Edit freely.\n"
+)
+
+
+# -- recipes ---------------------------------------------------------------------
+
+
+def recipe_for(plugin: str, config: Any, argv: Sequence[str]) -> dict[str, Any]:
+    """The recipe of a service built by ``plugin`` from ``argv``, already parsed into ``config``.
+
+    Only the options given on the command line are recorded (so a later change
+    of a plugin's default applies), by long name, as typed: the text before
+    the plugin's coerce function, which may not round-trip. A parameter keeps
+    its last value; an ``opt_`` method given several times keeps every value,
+    in order, as it is called once per occurrence.
+    """
+    found, rest = config._split(list(argv))  # the scan parseOptions itself made
+    options: dict[str, Any] = {}
+    repeated: dict[str, list[Any]] = {}
+    for spec, value, _spelled in found:
+        name = spec.name
+        if spec.kind == "flag":
+            options[name] = True
+        elif spec.kind == "param":
+            options[name] = value
+        else:
+            repeated.setdefault(name, []).append(value if spec.takesArg else True)
+            options[name] = None  # placeholder: keeps the order options were given in
+    for name, values in repeated.items():
+        if values[0] is True:  # a flag method: given once, or counted
+            options[name] = True if len(values) == 1 else len(values)
+        else:
+            options[name] = values[0] if len(values) == 1 else values
+    recipe: dict[str, Any] = {"plugin": plugin, "options": options}
+    if rest:
+        recipe["args"] = list(rest)
+    return recipe
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def options_argv(config: Any, options: dict[str, Any], args: Sequence[Any] = ()) -> list[str]:
+    """The command line that gives ``config`` these recipe ``options`` (then ``args``).
+
+    Raises :class:`core.usage.UsageError` naming the option when a name is
+    unknown or a value has the wrong shape for it.
+    """
+    from core.usage import UsageError
+
+    argv: list[str] = []
+    for name, value in options.items():
+        if not isinstance(name, str) or not name:
+            raise UsageError(f"option names must be text, not {name!r}")
+        spec = config._findSpec(name) or config._lookupLong(name)  # unknown: "did you mean --port?"
+        spelled = f"--{spec.long}" if spec.long else f"-{spec.short}"
+        if value is None:
+            continue  # written as "port:" with no value: keep the default
+        if spec.takesArg:
+            values = value if isinstance(value, list) else [value]
+            if isinstance(value, list) and spec.kind == "param":
+                raise UsageError(f"option {spelled} takes one value, not a list")
+            for item in values:
+                if isinstance(item, bool):
+                    raise UsageError(
+                        f"option {spelled} takes a value, not {str(item).lower()} "
+                        "(quote it if you mean the word: 'yes')"
+                    )
+                if item is None or isinstance(item, (dict, list)):
+                    raise UsageError(f"option {spelled}: {item!r} is not a value (write text or a number)")
+                argv.extend([f"{spelled}={_text(item)}"] if spec.long else [spelled, _text(item)])
+        else:
+            if value is False:
+                continue
+            if value is True:
+                count = 1
+            elif isinstance(value, int) and value >= 0:
+                count = value
+            else:
+                raise UsageError(f"option {spelled} is a flag: write true or false, not {value!r}")
+            argv.extend([spelled] * count)
+    if args:
+        argv.append("--")
+        argv.extend(_text(a) for a in args)
+    return argv
+
+
+def build_service(recipe: dict[str, Any]) -> Any:
+    """Rebuild a service from its recipe by calling its plugin; the recipe is attached to it.
+
+    Errors (unknown plugin, unknown option, bad value, the plugin raising)
+    propagate as :class:`PluginError`, :class:`core.usage.UsageError` or the
+    plugin's own exception; the YAML loader adds the file and service names.
+    """
+    from core.plugin import load_plugin
+    from core.usage import UsageError
+
+    maker = load_plugin(recipe["plugin"])
+    config = maker.options()
+    argv = options_argv(config, recipe.get("options") or {}, recipe.get("args") or ())
+    try:
+        config.parseOptions(argv)
+    except SystemExit:  # help/version asked for in a recipe
+        raise UsageError("options asking for help or the version do not belong in a recipe") from None
+    service = maker.makeService(config)
+    _set_recipe(service, recipe)
+    return service
+
+
+def _set_recipe(service: Any, recipe: dict[str, Any]) -> None:
+    try:
+        setattr(service, RECIPE_ATTRIBUTE, recipe)
+    except AttributeError:  # a service with __slots__: it cannot be saved as a recipe, which YAML will say
+        pass
+
+
+def unique_name(collection: Any, base: str) -> str:
+    """``base``, or ``base-2``, ``base-3``... whichever ``collection`` has no child called yet."""
+    taken = getattr(collection, "namedServices", {})
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
+def attach(app: Any, service: Any, recipe: dict[str, Any] | None, name: str | None = None) -> Any:
+    """Add ``service`` (built from ``recipe``) to ``app`` as mktap does, with a name no sibling has.
+
+    Without ``name``, the service keeps the name its plugin gave it, else
+    takes the plugin's; a second one of the same plugin becomes ``qotd-2``.
+    """
+    if recipe is not None:
+        _set_recipe(service, recipe)
+    base = name or getattr(service, "name", None) or (recipe or {}).get("plugin") or "service"
+    chosen = base if name else unique_name(app, base)
+    if getattr(service, "name", None) != chosen:
+        service.setName(chosen)
+    service.setServiceParent(app)
+    return service
+
+
+# -- the format ------------------------------------------------------------------
+
+
+def _label(service: Any) -> str:
+    return f"{service.name!r} ({type(service).__name__})" if getattr(service, "name", None) else repr(service)
+
+
+def dump(app: Any) -> bytes:
+    import yaml
+
+    services = []
+    for service in app:
+        recipe = getattr(service, RECIPE_ATTRIBUTE, None)
+        if not isinstance(recipe, dict) or not isinstance(recipe.get("plugin"), str):
+            raise PersistError(
+                f"cannot save as yaml: service {_label(service)} was not built by a plugin, so there is "
+                "no recipe to write (save as pickle, xml or source instead)"
+            )
+        entry: dict[str, Any] = {"name": service.name, "plugin": recipe["plugin"]}
+        if recipe.get("options"):
+            entry["options"] = dict(recipe["options"])
+        if recipe.get("args"):
+            entry["args"] = list(recipe["args"])
+        services.append(entry)
+    doc: dict[str, Any] = {"name": app.name}
+    for key in ("uid", "gid"):
+        if getattr(app, key, None) is not None:
+            doc[key] = getattr(app, key)
+    doc["services"] = services
+    try:
+        body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    except yaml.YAMLError as e:
+        raise PersistError(f"cannot save as yaml: {e}") from e
+    return (_HEADER + body).encode("utf-8")
+
+
+def _refuse(filename: str, error: Exception) -> PersistError:
+    """One line for a YAML file safe_load will not read: a Python tag, or broken syntax."""
+    import yaml
+
+    mark = getattr(error, "problem_mark", None)
+    where = f" (line {mark.line + 1})" if mark is not None else ""
+    problem = getattr(error, "problem", None) or str(error)
+    if isinstance(error, yaml.constructor.ConstructorError) and "tag" in problem:
+        tag = problem.split("tag", 1)[1].strip(" '")
+        tag = tag.replace("tag:yaml.org,2002:", "!!")
+        return PersistError(
+            f"{filename}: refused the YAML tag {tag}{where}: a recipe holds plain data only "
+            "(it is read with yaml.safe_load); nothing in it was run"
+        )
+    return PersistError(f"{filename} is not valid YAML: {problem}{where}")
+
+
+def _suggest(key: Any, allowed: Sequence[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(str(key), list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
+
+
+def load(data: bytes, filename: str) -> Any:
+    import os
+
+    import yaml
+
+    from core.service import Application
+    from core.usage import UsageError
+
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError as e:
+        raise _refuse(filename, e) from None
+    if not isinstance(doc, dict):
+        raise PersistError(f"{filename}: a recipe is a mapping with name and services, not {type(doc).__name__}")
+    for key in doc:
+        if key not in _TOP_KEYS:
+            raise PersistError(f"{filename}: unknown key {key!r}{_suggest(key, _TOP_KEYS)}")
+    version = doc.get("tapster", RECIPE_VERSION)
+    if version != RECIPE_VERSION:
+        raise PersistError(f"{filename}: recipe version {version!r} is not one this tapster reads ({RECIPE_VERSION})")
+    name = doc.get("name")
+    if name is None:
+        name = os.path.splitext(os.path.basename(filename))[0]
+    if not isinstance(name, str) or not name:
+        raise PersistError(f"{filename}: name must be text, not {name!r}")
+    ids = {}
+    for key in ("uid", "gid"):
+        value = doc.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, str))):
+            raise PersistError(f"{filename}: {key} must be a user/group name or a number, not {value!r}")
+        ids[key] = value
+    services = doc.get("services")
+    if services is None:
+        services = []
+    if not isinstance(services, list):
+        raise PersistError(f"{filename}: services must be a list (one '- plugin: NAME' item per service)")
+
+    app = Application(name, ids["uid"], ids["gid"])
+    for number, entry in enumerate(services, start=1):
+        where = f"{filename}: service #{number}"
+        if not isinstance(entry, dict):
+            raise PersistError(f"{where}: each service is a mapping with at least 'plugin: NAME', not {entry!r}")
+        for key in entry:
+            if key not in _SERVICE_KEYS:
+                raise PersistError(f"{where}: unknown key {key!r}{_suggest(key, _SERVICE_KEYS)}")
+        plugin = entry.get("plugin")
+        if not isinstance(plugin, str) or not plugin:
+            raise PersistError(f"{where}: 'plugin: NAME' is missing (mktap --help lists the plugins)")
+        wanted = entry.get("name")
+        if wanted is not None and (not isinstance(wanted, str) or not wanted):
+            raise PersistError(f"{where}: name must be text, not {wanted!r}")
+        where = f"{filename}: service {wanted or plugin!r} (plugin {plugin})"
+        options = entry.get("options") or {}
+        if not isinstance(options, dict):
+            raise PersistError(f"{where}: options must be a mapping of long option names to values")
+        args = entry.get("args") or []
+        if not isinstance(args, list):
+            raise PersistError(f"{where}: args must be a list")
+        if wanted is not None and wanted in app.namedServices:
+            raise PersistError(f"{where}: two services are named {wanted!r}; names must be unique")
+        recipe: dict[str, Any] = {"plugin": plugin, "options": dict(options)}
+        if args:
+            recipe["args"] = list(args)
+        try:
+            service = build_service(recipe)
+        except PluginError as e:
+            raise PersistError(f"{where}: {e}") from e
+        except UsageError as e:
+            raise PersistError(f"{where}: {e}") from e
+        except Exception as e:  # the plugin's makeService failed
+            raise PersistError(f"{where}: the plugin could not build it: {type(e).__name__}: {e}") from e
+        attach(app, service, recipe, wanted)
+    return app
+
+
+def sniff(head: bytes) -> bool:
+    """A recipe's first meaningful line (after comments, ``---`` and directives) is one of its keys."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = head.decode("utf-8", "ignore")  # cut in the middle of a character at the sniff limit
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#") or stripped.startswith("%") or stripped == "---":
+            continue
+        key = line.split(":", 1)[0]
+        return ":" in line and key in _TOP_KEYS
+    return False
+
+
+SPEC = FormatSpec(
+    name="yaml",
+    extension="yaml",
+    description="YAML recipe: plugin names and options, rebuilt by calling each plugin; hand-editable, safe to load",
+    dump=dump,
+    load=load,
+    sniff=sniff,
+    safe=True,
+)

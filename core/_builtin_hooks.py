@@ -38,7 +38,7 @@ def tapster_reactors() -> list[ReactorSpec]:
 
 
 #: Modules holding one built-in format each, as ``SPEC``; imported only when formats are needed.
-_FORMAT_MODULES: tuple[str, ...] = ("core._pickle_format", "core._yaml_format")
+_FORMAT_MODULES: tuple[str, ...] = ("core._pickle_format", "core._yaml_format", "core._xml_format", "core._source_format")
 
 
 @hookimpl

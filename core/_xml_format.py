@@ -1,0 +1,654 @@
+"""The ``xml`` application format (``.tax``): readable, and safe to load from a stranger.
+
+Writing: :func:`core._graph.walk` describes the application, and each node
+becomes one element, indented, under a root ``<tapster-application
+format="1">``. A shared object carries ``id="N"`` where it first appears and
+is ``<ref id="N"/>`` everywhere else; an instance's attributes are
+``<attr name="...">`` children, so a file reads like the objects it holds::
+
+    <instance id="1" module="core.service" class="Application">
+      <attr name="services">
+        <list>
+          <instance id="2" module="core.internet" class="TCPServer">
+            ...
+            <attr name="parent"><ref id="1" /></attr>
+
+Loading runs no code of the file's choosing:
+
+* The text must be UTF-8. A DOCTYPE or an entity declaration is refused
+  before parsing (tapster never writes one; they are how "billion laughs"
+  expansion and external-entity reads work), and the expat parser is set up
+  to refuse them again (doctype, entity, notation and external-entity
+  handlers raise; parameter entities are never parsed).
+* Classes and functions are resolved only from an allow-list: modules of
+  tapster's ``core``, the package of every installed ``mktap.plugins``
+  entry point (read from metadata; plugins are imported only when the file
+  names them) and a few plain standard types (:data:`SAFE_GLOBALS`). A name
+  is walked attribute by attribute; it may not pass through a module or a
+  dunder name, and what it finds must be a class or function *defined* in
+  an allowed module (a module of core that imports ``os`` does not make
+  ``os.system`` reachable).
+* An instance is made with ``cls.__new__`` and its state restored with its
+  own ``__setstate__`` or into its ``__dict__``; ``__init__`` is not called.
+  Calling something with arguments (pickle's REDUCE) is allowed only for
+  the standard types in :data:`SAFE_CALLS`, enums, and allowed classes that
+  define their own ``__reduce__``; functions are never called.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, Iterable
+
+from core.errors import PersistError
+from core.hookspecs import FormatSpec
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
+
+    from core import _graph
+
+__all__ = ["SPEC", "dump", "load", "sniff", "FORMAT_VERSION", "ROOT_TAG", "SAFE_GLOBALS", "SAFE_CALLS"]
+
+FORMAT_VERSION = "1"
+ROOT_TAG = "tapster-application"
+
+_BUILTIN_TYPES = ("bool", "int", "float", "complex", "str", "bytes", "bytearray", "list", "tuple", "dict",
+                  "set", "frozenset", "range", "slice")
+
+#: Plain standard types (and ``re``'s pattern compiler) that rebuild by being called with their arguments.
+SAFE_CALLS: frozenset[str] = frozenset(
+    {f"builtins.{name}" for name in _BUILTIN_TYPES}
+    | {
+        "collections.OrderedDict", "collections.deque", "collections.defaultdict",
+        "datetime.date", "datetime.time", "datetime.datetime", "datetime.timedelta", "datetime.timezone",
+        "decimal.Decimal", "fractions.Fraction", "functools.partial",
+        "ipaddress.IPv4Address", "ipaddress.IPv6Address", "ipaddress.IPv4Network", "ipaddress.IPv6Network",
+        "ipaddress.IPv4Interface", "ipaddress.IPv6Interface",
+        "pathlib.PurePath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath", "pathlib.Path", "pathlib.PosixPath",
+        "re._compile",
+    }
+)
+
+#: Names outside core and the plugins that a file may use at all.
+SAFE_GLOBALS: frozenset[str] = SAFE_CALLS | {"uuid.UUID", "builtins.object"}
+
+_INVALID_XML_TEXT = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_INVALID_ATTR = re.compile("[^\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_PRINTABLE_ASCII = re.compile(rb"[\x20-\x7e]*\Z")
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+class _Refused(Exception):
+    """Raised inside expat handlers: the document declares something tapster never accepts."""
+
+
+# -- writing ----------------------------------------------------------------------
+
+
+def dump(app: Any) -> bytes:
+    """The application as indented UTF-8 XML; PersistError if part of it cannot be saved."""
+    import xml.etree.ElementTree as ET
+
+    from core import _graph
+
+    graph = _graph.walk(app)
+    root = ET.Element(ROOT_TAG, {"format": FORMAT_VERSION})
+    root.append(ET.Comment(
+        " A tapster application: run it with twistd -n -f FILE. Loading it runs no code;\n"
+        "       classes come only from tapster's core and the installed plugins. "
+    ))
+    root.append(_Writer(ET).element(graph.root))
+    _indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _indent(element: "ET.Element", level: int = 0) -> None:
+    """Indent by two spaces per level; an element whose only child is a leaf keeps it on its line.
+
+    Only whitespace between elements is added: no element of the format has
+    both text and children, so no value changes.
+    """
+    children = list(element)
+    if not children:
+        return
+    if len(children) == 1 and len(children[0]) == 0:
+        children[0].tail = None
+        return
+    pad = "\n" + "  " * (level + 1)
+    element.text = pad
+    for child in children:
+        _indent(child, level + 1)
+        child.tail = pad
+    children[-1].tail = "\n" + "  " * level
+
+
+class _Writer:
+    def __init__(self, et: Any) -> None:
+        self.ET = et
+
+    def new(self, tag: str, node: Any = None, **attrs: str) -> "ET.Element":
+        element = self.ET.Element(tag)
+        if node is not None and getattr(node, "id", None) is not None:
+            element.set("id", str(node.id))
+        for key, value in attrs.items():
+            element.set(key.rstrip("_"), value)
+        return element
+
+    def element(self, node: "_graph.Node") -> "ET.Element":
+        from core import _graph
+
+        if isinstance(node, _graph.Atom):
+            return self.atom(node.value)
+        if isinstance(node, _graph.Ref):
+            return self.new("ref", id=str(node.target.id))  # type: ignore[union-attr]
+        if isinstance(node, _graph.Global):
+            return self.new("global", module=node.module, name=node.qualname)
+        if isinstance(node, _graph.Seq):
+            element = self.new(node.kind, node)
+            element.extend(self.element(item) for item in node.items)
+            return element
+        if isinstance(node, _graph.Mapping):
+            element = self.new("dict", node)
+            element.extend(self.item(k, v) for k, v in node.items)
+            return element
+        if isinstance(node, _graph.Instance):
+            element = self.new("instance", node, module=node.cls.module, class_=node.cls.qualname)
+            if node.args:
+                element.append(self.group("args", node.args))
+            if node.kwargs:
+                kwargs = self.new("kwargs")
+                kwargs.extend(self.item(_graph.Atom(k), v) for k, v in node.kwargs)
+                element.append(kwargs)
+            self.extras(element, node)
+            return element
+        if isinstance(node, _graph.Call):
+            element = self.new("call", node, module=node.func.module, name=node.func.qualname)
+            element.append(self.group("args", node.args))
+            self.extras(element, node)
+            return element
+        if isinstance(node, _graph.Method):
+            element = self.new("method", node, name=node.name)
+            element.append(self.element(node.obj))
+            return element
+        raise TypeError(f"unknown graph node {node!r}")  # pragma: no cover - the walker makes no others
+
+    def group(self, tag: str, nodes: Iterable["_graph.Node"]) -> "ET.Element":
+        element = self.new(tag)
+        element.extend(self.element(n) for n in nodes)
+        return element
+
+    def extras(self, element: "ET.Element", node: Any) -> None:
+        """Items, then state (as ``<attr>`` children when it is a plain dict of names): the walker's order."""
+        from core import _graph
+
+        if node.listitems is not None:
+            element.append(self.group("listitems", node.listitems))
+        if node.dictitems is not None:
+            items = self.new("dictitems")
+            items.extend(self.item(k, v) for k, v in node.dictitems)
+            element.append(items)
+        state = node.state
+        if (
+            isinstance(state, _graph.Mapping)
+            and state.id is None
+            and state.items  # an empty state is still restored (__setstate__ runs): <state><dict /></state>
+            and all(isinstance(k, _graph.Atom) and _attr_safe(k.value) for k, _ in state.items)
+        ):
+            for k, v in state.items:
+                attr = self.new("attr", name=k.value)  # type: ignore[union-attr]
+                attr.append(self.element(v))
+                element.append(attr)
+        elif state is not None:
+            holder = self.new("state")
+            holder.append(self.element(state))
+            element.append(holder)
+
+    def item(self, key: "_graph.Node", value: "_graph.Node") -> "ET.Element":
+        from core import _graph
+
+        if isinstance(key, _graph.Atom) and _attr_safe(key.value):
+            item = self.new("item", key=key.value)
+            item.append(self.element(value))
+        else:
+            item = self.new("item")
+            item.extend((self.element(key), self.element(value)))
+        return item
+
+    def atom(self, value: Any) -> "ET.Element":
+        if value is None:
+            return self.new("none")
+        if isinstance(value, bool):
+            element = self.new("bool")
+            element.text = str(value)
+        elif isinstance(value, (int, float, complex)):
+            element = self.new(type(value).__name__)
+            element.text = repr(value) if not isinstance(value, int) else str(value)
+        elif isinstance(value, str):
+            element = self.new("str")
+            if _INVALID_XML_TEXT.search(value):  # \r and control characters do not survive XML parsing
+                import base64
+
+                element.set("encoding", "base64")
+                element.text = base64.b64encode(value.encode("utf-8", "surrogatepass")).decode("ascii")
+            else:
+                element.text = value
+        else:  # bytes
+            element = self.new("bytes")
+            if _PRINTABLE_ASCII.match(value):
+                element.set("encoding", "ascii")
+                element.text = value.decode("ascii")
+            else:
+                import base64
+
+                element.set("encoding", "base64")
+                element.text = base64.b64encode(value).decode("ascii")
+        return element
+
+
+def _attr_safe(value: Any) -> bool:
+    """A string that reads well as an attribute value (no line breaks, tabs or control characters)."""
+    return type(value) is str and _INVALID_ATTR.search(value) is None
+
+
+# -- reading ----------------------------------------------------------------------
+
+
+def sniff(head: bytes) -> bool:
+    """XML whose root is ``<tapster-application`` (or with a DOCTYPE, so that it is refused by name)."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text.startswith(b"<?xml"):
+        return False
+    return b"<" + ROOT_TAG.encode() in head or b"<!doctype" in head.lower()
+
+
+def load(data: bytes, filename: str) -> Any:
+    """Rebuild the application from XML ``data``; PersistError (naming file and line) on anything wrong."""
+    root, lines = _parse(data, filename)
+    if root.tag != ROOT_TAG:
+        raise PersistError(f"{filename}: not a tapster application (its root element is <{root.tag}>, not <{ROOT_TAG}>)")
+    version = root.get("format")
+    if version != FORMAT_VERSION:
+        if version is None:
+            raise PersistError(f"{filename}: <{ROOT_TAG}> has no format attribute; rebuild it with mktap -t xml")
+        raise PersistError(
+            f"{filename}: written in XML format {version!r}; this tapster reads format {FORMAT_VERSION} (upgrade tapster)"
+        )
+    children = list(root)
+    if len(children) != 1:
+        raise PersistError(f"{filename}: <{ROOT_TAG}> must hold exactly one element (the application), not {len(children)}")
+    loader = _Loader(filename, lines, _Resolver(allowed_roots()))
+    try:
+        return loader.value(children[0])
+    except RecursionError:
+        raise PersistError(f"{filename}: the application is nested too deeply to load") from None
+
+
+def _parse(data: bytes, filename: str) -> tuple["ET.Element", dict[int, int]]:
+    import xml.etree.ElementTree as ET
+    from xml.parsers import expat
+
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PersistError(f"{filename}: not UTF-8 text (bad byte at offset {e.start}); XML applications are UTF-8") from None
+    declared = re.match(r"\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']", text)
+    if declared and declared.group(1).lower().replace("-", "").replace("_", "") != "utf8":
+        raise PersistError(f"{filename}: declares encoding {declared.group(1)!r}; XML applications are UTF-8")
+    _refuse_declarations(text, filename)
+
+    builder = ET.TreeBuilder()
+    lines: dict[int, int] = {}
+    parser = expat.ParserCreate("UTF-8")
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        element = builder.start(tag, attrs)
+        lines[id(element)] = parser.CurrentLineNumber
+
+    def refuse(*_: Any) -> None:
+        raise _Refused("a DOCTYPE, entity or notation declaration")
+
+    def refuse_external(*_: Any) -> int:
+        raise _Refused("an external entity reference")
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = builder.end
+    parser.CharacterDataHandler = builder.data
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    parser.UnparsedEntityDeclHandler = refuse
+    parser.NotationDeclHandler = refuse
+    parser.ExternalEntityRefHandler = refuse_external
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.buffer_text = True
+    try:
+        parser.Parse(text.encode("utf-8"), True)
+    except _Refused as e:
+        raise PersistError(f"{filename}: refusing an XML application with {e} (tapster never writes them)") from None
+    except expat.ExpatError as e:
+        raise PersistError(
+            f"{filename}: not well-formed XML at line {e.lineno}, column {e.offset + 1}: {expat.ErrorString(e.code)}"
+        ) from None
+    return builder.close(), lines
+
+
+def _refuse_declarations(text: str, filename: str) -> None:
+    """The first line of defence: no DOCTYPE or ENTITY anywhere, before a parser sees the text."""
+    if re.search(r"<!\s*(doctype|entity)", text, re.IGNORECASE):
+        raise PersistError(
+            f"{filename}: refusing an XML application with a DOCTYPE or ENTITY declaration "
+            "(entities can expand without bound or read other files; tapster never writes them)"
+        )
+
+
+def allowed_roots() -> tuple[str, ...]:
+    """Packages whose classes and functions an XML file may name: ``core`` and each plugin's package.
+
+    A plugin at ``plugins.qotd`` allows ``plugins`` and everything under it
+    (its helpers, such as ``plugins.quoters``); a top-level plugin module
+    allows itself and its submodules. Read from metadata: nothing is imported.
+    """
+    from core.plugin import plugin_entries
+
+    roots = {"core"}
+    for entry in plugin_entries().values():
+        module = entry.value.partition(":")[0].strip()
+        if _DOTTED.match(module):
+            roots.add(module.rpartition(".")[0] or module)
+    return tuple(sorted(roots))
+
+
+class _NotAllowed(Exception):
+    pass
+
+
+class _Resolver:
+    """Finds classes and functions by name, only inside the allow-list."""
+
+    def __init__(self, roots: Iterable[str]) -> None:
+        self.roots = tuple(roots)
+
+    def module_allowed(self, module: str) -> bool:
+        return any(module == r or module.startswith(r + ".") for r in self.roots)
+
+    def _why(self, path: str) -> str:
+        return (
+            f"{path} is not allowed in an XML application: it may name only classes and functions of "
+            f"{', '.join(self.roots)} (tapster's core and the installed plugins) and a few plain standard types"
+        )
+
+    def resolve(self, module: str, qualname: str) -> Any:
+        import importlib
+        import types
+
+        path = f"{module}.{qualname}"
+        if not _DOTTED.match(module) or not _DOTTED.match(qualname):
+            raise _NotAllowed(f"{path!r} is not a valid import path")
+        safe = path in SAFE_GLOBALS
+        if not safe and not self.module_allowed(module):
+            raise _NotAllowed(self._why(path))
+        if any(part.startswith("__") for part in qualname.split(".")):
+            raise _NotAllowed(f"{path} names a special attribute, which an XML application may not do")
+        try:
+            obj: Any = importlib.import_module(module)
+        except Exception as e:  # noqa: BLE001 - a missing or broken plugin
+            raise _NotAllowed(f"cannot import {module} for {path} ({type(e).__name__}: {e}); is its plugin installed?") from None
+        for part in qualname.split("."):
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                raise _NotAllowed(f"{path} does not exist (no {part!r} in {module}); was it renamed?") from None
+            if isinstance(obj, types.ModuleType):
+                raise _NotAllowed(f"{path} goes through the module {obj.__name__}, which an XML application may not do")
+        if not isinstance(obj, type) and not isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)):
+            raise _NotAllowed(f"{path} is a {type(obj).__name__}, not a class or function")
+        home = getattr(obj, "__module__", None) or ""
+        if not safe and not self.module_allowed(home):
+            raise _NotAllowed(self._why(f"{home}.{getattr(obj, '__qualname__', qualname)} (imported as {path})"))
+        return obj
+
+    def callable_(self, module: str, qualname: str) -> Any:
+        """Something the file may *call* with arguments (pickle's REDUCE); stricter than :meth:`resolve`."""
+        import enum
+
+        obj = self.resolve(module, qualname)
+        path = f"{module}.{qualname}"
+        if path in SAFE_CALLS:
+            return obj
+        if isinstance(obj, type) and (
+            isinstance(obj, enum.EnumMeta)
+            or any("__reduce__" in vars(k) or "__reduce_ex__" in vars(k) for k in obj.__mro__ if k is not object)
+        ):
+            return obj
+        raise _NotAllowed(
+            f"{path} may not be called while loading: an XML application calls only plain standard types, "
+            "enums and classes that define their own __reduce__ (instances are rebuilt without calling anything)"
+        )
+
+
+class _Loader:
+    def __init__(self, filename: str, lines: dict[int, int], resolver: _Resolver) -> None:
+        self.filename = filename
+        self.lines = lines
+        self.resolver = resolver
+        self.objects: dict[str, Any] = {}
+        self.handlers = {
+            "none": self.none, "bool": self.bool_, "int": self.int_, "float": self.float_, "complex": self.complex_,
+            "str": self.str_, "bytes": self.bytes_, "list": self.list_, "tuple": self.tuple_, "set": self.set_,
+            "frozenset": self.frozenset_, "dict": self.dict_, "ref": self.ref, "global": self.global_,
+            "instance": self.instance, "call": self.call, "method": self.method,
+        }
+
+    def fail(self, element: "ET.Element", message: str) -> PersistError:
+        line = self.lines.get(id(element))
+        where = f"{self.filename} line {line}" if line else self.filename
+        return PersistError(f"{where}: {message}")
+
+    def value(self, element: "ET.Element") -> Any:
+        handler = self.handlers.get(element.tag)
+        if handler is None:
+            raise self.fail(element, f"unknown element <{element.tag}>")
+        try:
+            return handler(element)
+        except (PersistError, RecursionError):
+            raise
+        except _NotAllowed as e:
+            raise self.fail(element, f"{e}; refusing to load it") from None
+        except Exception as e:  # noqa: BLE001 - a bad value or a class that refuses its state
+            raise self.fail(element, f"cannot rebuild <{element.tag}>: {type(e).__name__}: {e}") from None
+
+    def register(self, element: "ET.Element", obj: Any) -> Any:
+        key = element.get("id")
+        if key is not None:
+            if key in self.objects:
+                raise self.fail(element, f"id {key!r} is defined twice")
+            self.objects[key] = obj
+        return obj
+
+    def values(self, element: "ET.Element") -> list[Any]:
+        return [self.value(child) for child in element]
+
+    def text(self, element: "ET.Element") -> str:
+        return (element.text or "").strip()
+
+    # -- plain values
+
+    def none(self, element: "ET.Element") -> None:
+        return None
+
+    def bool_(self, element: "ET.Element") -> bool:
+        text = self.text(element).lower()
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise ValueError(f"{text!r} is not True or False")
+
+    def int_(self, element: "ET.Element") -> int:
+        return int(self.text(element))
+
+    def float_(self, element: "ET.Element") -> float:
+        return float(self.text(element))
+
+    def complex_(self, element: "ET.Element") -> complex:
+        return complex(self.text(element))
+
+    def str_(self, element: "ET.Element") -> str:
+        encoding = element.get("encoding", "text")
+        if encoding == "text":
+            return element.text or ""
+        if encoding == "base64":
+            import base64
+
+            return base64.b64decode(self.text(element), validate=True).decode("utf-8", "surrogatepass")
+        raise ValueError(f"unknown encoding {encoding!r} (text or base64)")
+
+    def bytes_(self, element: "ET.Element") -> bytes:
+        encoding = element.get("encoding", "base64")
+        if encoding == "ascii":
+            return (element.text or "").encode("ascii")
+        if encoding == "base64":
+            import base64
+
+            return base64.b64decode(self.text(element), validate=True)
+        raise ValueError(f"unknown encoding {encoding!r} (ascii or base64)")
+
+    # -- containers
+
+    def list_(self, element: "ET.Element") -> list[Any]:
+        result: list[Any] = self.register(element, [])
+        result.extend(self.values(element))
+        return result
+
+    def tuple_(self, element: "ET.Element") -> tuple[Any, ...]:
+        return self.register(element, tuple(self.values(element)))
+
+    def set_(self, element: "ET.Element") -> set[Any]:
+        result: set[Any] = self.register(element, set())
+        result.update(self.values(element))
+        return result
+
+    def frozenset_(self, element: "ET.Element") -> frozenset[Any]:
+        return self.register(element, frozenset(self.values(element)))
+
+    def dict_(self, element: "ET.Element") -> dict[Any, Any]:
+        result: dict[Any, Any] = self.register(element, {})
+        for key, value in self.items(element):
+            result[key] = value
+        return result
+
+    def items(self, element: "ET.Element") -> list[tuple[Any, Any]]:
+        pairs = []
+        for item in element:
+            if item.tag != "item":
+                raise self.fail(item, f"<{element.tag}> holds <item> elements, not <{item.tag}>")
+            children = list(item)
+            key = item.get("key")
+            if key is not None and len(children) == 1:
+                pairs.append((key, self.value(children[0])))
+            elif key is None and len(children) == 2:
+                pairs.append((self.value(children[0]), self.value(children[1])))
+            else:
+                raise self.fail(item, "an <item> holds key=\"...\" and one value, or two elements (key, value)")
+        return pairs
+
+    # -- references, classes, instances
+
+    def ref(self, element: "ET.Element") -> Any:
+        key = element.get("id")
+        if key not in self.objects:
+            raise self.fail(element, f"<ref id={key!r}/> refers to nothing defined before it")
+        return self.objects[key]
+
+    def global_(self, element: "ET.Element") -> Any:
+        return self.resolver.resolve(element.get("module", ""), element.get("name", ""))
+
+    def parts(self, element: "ET.Element", allowed: tuple[str, ...]) -> dict[str, Any]:
+        """The children of an <instance> or <call>, by role, in the order the writer puts them."""
+        found: dict[str, Any] = {}
+        attrs: list["ET.Element"] = []
+        for child in element:
+            if child.tag == "attr":
+                attrs.append(child)
+            elif child.tag in allowed and child.tag not in found:
+                found[child.tag] = child
+            else:
+                raise self.fail(child, f"unexpected <{child.tag}> in <{element.tag}>")
+        if attrs and "state" in found:
+            raise self.fail(element, f"<{element.tag}> has both <attr> and <state>")
+        found["attr"] = attrs
+        return found
+
+    def finish(self, element: "ET.Element", obj: Any, parts: dict[str, Any]) -> Any:
+        from core._graph import apply_state
+
+        # The walker's order (items, then state), so that every <ref> follows its definition.
+        listitems = self.values(parts["listitems"]) if "listitems" in parts else None
+        dictitems = self.items(parts["dictitems"]) if "dictitems" in parts else None
+        state: Any = None
+        if parts["attr"]:
+            state = {}
+            for attr in parts["attr"]:
+                name = attr.get("name")
+                children = list(attr)
+                if name is None or len(children) != 1:
+                    raise self.fail(attr, "an <attr> has a name and holds exactly one value")
+                state[name] = self.value(children[0])
+        elif "state" in parts:
+            children = list(parts["state"])
+            if len(children) != 1:
+                raise self.fail(parts["state"], "<state> holds exactly one value")
+            state = self.value(children[0])
+        try:
+            return apply_state(obj, state, listitems, dictitems)
+        except Exception as e:  # noqa: BLE001 - the class refused its state
+            raise self.fail(element, f"cannot restore a {type(obj).__qualname__}: {type(e).__name__}: {e}") from None
+
+    def instance(self, element: "ET.Element") -> Any:
+        cls = self.resolver.resolve(element.get("module", ""), element.get("class", ""))
+        if not isinstance(cls, type):
+            raise self.fail(element, f"{element.get('module')}.{element.get('class')} is not a class")
+        parts = self.parts(element, ("args", "kwargs", "state", "listitems", "dictitems"))
+        args = self.values(parts["args"]) if "args" in parts else []
+        kwargs = dict(self.items(parts["kwargs"])) if "kwargs" in parts else {}
+        obj = self.register(element, cls.__new__(cls, *args, **kwargs))
+        return self.finish(element, obj, parts)
+
+    def call(self, element: "ET.Element") -> Any:
+        func = self.resolver.callable_(element.get("module", ""), element.get("name", ""))
+        parts = self.parts(element, ("args", "state", "listitems", "dictitems"))
+        args = self.values(parts["args"]) if "args" in parts else []
+        obj = self.register(element, func(*args))
+        return self.finish(element, obj, parts)
+
+    def method(self, element: "ET.Element") -> Any:
+        import types
+
+        name = element.get("name", "")
+        children = list(element)
+        if len(children) != 1:
+            raise self.fail(element, "<method> holds exactly one element (the object)")
+        if not name.isidentifier() or (name.startswith("__") and name.endswith("__")):
+            raise _NotAllowed(f"the method name {name!r} is not allowed")
+        obj = self.value(children[0])
+        found = getattr(obj, name)
+        if isinstance(found, types.MethodType):
+            home = getattr(found.__func__, "__module__", None) or ""
+            if not self.resolver.module_allowed(home):
+                raise _NotAllowed(self.resolver._why(f"{home}.{found.__func__.__qualname__}"))
+        elif not (isinstance(found, types.BuiltinMethodType) and found.__self__ is obj):
+            raise _NotAllowed(f"{type(obj).__qualname__}.{name} is not a method")
+        return self.register(element, found)
+
+
+SPEC = FormatSpec(
+    name="xml",
+    extension="tax",
+    description="XML: readable; loading runs no code (classes only from tapster's core and installed plugins)",
+    dump=dump,
+    load=load,
+    sniff=sniff,
+    safe=True,
+)

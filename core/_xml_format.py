@@ -27,7 +27,10 @@ Loading runs no code of the file's choosing:
   is walked attribute by attribute; it may not pass through a module or a
   dunder name, and what it finds must be a class or function *defined* in
   an allowed module (a module of core that imports ``os`` does not make
-  ``os.system`` reachable).
+  ``os.system`` reachable). Of core, only classes may be named: its
+  functions (``core.persist.atomic_write``...) are capabilities that a
+  service calling a stored callable, such as ``TimerService``, must not be
+  handed by a file.
 * An instance is made with ``cls.__new__`` and its state restored with its
   own ``__setstate__`` or into its ``__dict__``; ``__init__`` is not called.
   Calling something with arguments (pickle's REDUCE) is allowed only for
@@ -93,12 +96,13 @@ def dump(app: Any) -> bytes:
     from core import _graph
 
     graph = _graph.walk(app)
+    writer = _Writer(ET, _Resolver(allowed_roots()))
     root = ET.Element(ROOT_TAG, {"format": FORMAT_VERSION})
     root.append(ET.Comment(
         " A tapster application: run it with twistd -n -f FILE. Loading it runs no code;\n"
         "       classes come only from tapster's core and the installed plugins. "
     ))
-    root.append(_Writer(ET).element(graph.root))
+    root.append(writer.element(graph.root))
     _indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
@@ -124,8 +128,24 @@ def _indent(element: "ET.Element", level: int = 0) -> None:
 
 
 class _Writer:
-    def __init__(self, et: Any) -> None:
+    """Turns graph nodes into elements, checking each name against the loader's allow-list.
+
+    A file that its own loader would refuse is refused when saving instead,
+    so that ``mktap -t xml`` fails, not a later ``twistd -f``.
+    """
+
+    def __init__(self, et: Any, resolver: "_Resolver") -> None:
         self.ET = et
+        self.resolver = resolver
+
+    def check(self, node: "_graph.Global", call: bool = False) -> None:
+        try:
+            if call:
+                self.resolver.callable_(node.module, node.qualname)
+            else:
+                self.resolver.resolve(node.module, node.qualname)
+        except _NotAllowed as e:
+            raise PersistError(f"cannot save this application as XML: {e}; save it as pickle or source instead") from None
 
     def new(self, tag: str, node: Any = None, **attrs: str) -> "ET.Element":
         element = self.ET.Element(tag)
@@ -143,26 +163,29 @@ class _Writer:
         if isinstance(node, _graph.Ref):
             return self.new("ref", id=str(node.target.id))  # type: ignore[union-attr]
         if isinstance(node, _graph.Global):
+            self.check(node)
             return self.new("global", module=node.module, name=node.qualname)
         if isinstance(node, _graph.Seq):
             element = self.new(node.kind, node)
-            element.extend(self.element(item) for item in node.items)
+            element.extend([self.element(item) for item in node.items])
             return element
         if isinstance(node, _graph.Mapping):
             element = self.new("dict", node)
-            element.extend(self.item(k, v) for k, v in node.items)
+            element.extend([self.item(k, v) for k, v in node.items])
             return element
         if isinstance(node, _graph.Instance):
+            self.check(node.cls)
             element = self.new("instance", node, module=node.cls.module, class_=node.cls.qualname)
             if node.args:
                 element.append(self.group("args", node.args))
             if node.kwargs:
                 kwargs = self.new("kwargs")
-                kwargs.extend(self.item(_graph.Atom(k), v) for k, v in node.kwargs)
+                kwargs.extend([self.item(_graph.Atom(k), v) for k, v in node.kwargs])
                 element.append(kwargs)
             self.extras(element, node)
             return element
         if isinstance(node, _graph.Call):
+            self.check(node.func, call=True)
             element = self.new("call", node, module=node.func.module, name=node.func.qualname)
             element.append(self.group("args", node.args))
             self.extras(element, node)
@@ -175,7 +198,7 @@ class _Writer:
 
     def group(self, tag: str, nodes: Iterable["_graph.Node"]) -> "ET.Element":
         element = self.new(tag)
-        element.extend(self.element(n) for n in nodes)
+        element.extend([self.element(n) for n in nodes])
         return element
 
     def extras(self, element: "ET.Element", node: Any) -> None:
@@ -186,7 +209,7 @@ class _Writer:
             element.append(self.group("listitems", node.listitems))
         if node.dictitems is not None:
             items = self.new("dictitems")
-            items.extend(self.item(k, v) for k, v in node.dictitems)
+            items.extend([self.item(k, v) for k, v in node.dictitems])
             element.append(items)
         state = node.state
         if (
@@ -407,6 +430,13 @@ class _Resolver:
         home = getattr(obj, "__module__", None) or ""
         if not safe and not self.module_allowed(home):
             raise _NotAllowed(self._why(f"{home}.{getattr(obj, '__qualname__', qualname)} (imported as {path})"))
+        if not safe and not isinstance(obj, type) and (home == "core" or home.startswith("core.")):
+            # core's functions are capabilities (write a file, save an application), not parts of
+            # one: a service that calls a callable (TimerService) must not be handed them by a file.
+            raise _NotAllowed(
+                f"{path} is a function of tapster's core, which an XML application may not name "
+                "(it may name core's classes, and functions of the installed plugins)"
+            )
         return obj
 
     def callable_(self, module: str, qualname: str) -> Any:

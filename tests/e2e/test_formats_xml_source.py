@@ -38,22 +38,26 @@ def test_echo_from_source_file_echoes(tmp_path: Path, twistd) -> None:
     assert server.stop() == 0, server.stderr
 
 
-def test_sigterm_on_an_xml_application_saves_xml_that_runs_again(tmp_path: Path, twistd) -> None:
+@pytest.mark.parametrize("kind, ext, markers", [
+    ("xml", "tax", ['<tapster-application format="1">', "<str>Round trip</str>"]),
+    ("source", "tas", ["# tapster application source", "'quote': 'Round trip'"]),
+])
+def test_sigterm_saves_the_shutdown_file_in_the_same_format_and_it_runs_again(
+        tmp_path: Path, twistd, kind: str, ext: str, markers: list[str]) -> None:
     port = free_port()
-    assert run("mktap", "-t", "xml", "qotd", "-p", endpoint(port), "-s", "Round trip", cwd=tmp_path).returncode == 0
-    server = twistd("-n", "-f", "qotd.tax")
+    assert run("mktap", "-t", kind, "qotd", "-p", endpoint(port), "-s", "Round trip", cwd=tmp_path).returncode == 0
+    server = twistd("-n", "-f", f"qotd.{ext}")
     wait_for_port(port, server.proc)
     assert nc(port) == b"Round trip\r\n"
     assert server.stop(signal.SIGTERM) == 0, server.stderr
 
-    shutdown = tmp_path / "qotd-shutdown.tax"
+    shutdown = tmp_path / f"qotd-shutdown.{ext}"
     assert shutdown.is_file(), server.stdout + server.stderr
     text = shutdown.read_text()
-    assert text.startswith("<?xml") and '<tapster-application format="1">' in text
-    assert "<str>Round trip</str>" in text
+    assert all(marker in text for marker in markers), text
     assert "running" not in text  # saved stopped
 
-    again = twistd("-n", "-o", "-f", "qotd-shutdown.tax")
+    again = twistd("-n", "-o", "-f", f"qotd-shutdown.{ext}")
     wait_for_port(port, again.proc)
     assert nc(port) == b"Round trip\r\n"
     assert again.stop() == 0, again.stderr

@@ -1,6 +1,17 @@
-"""``twistd``: load a saved application and run it as a server process.
+"""``twistd``: run an application as a well-behaved server process.
 
-:func:`main` is the one place where errors become a message and an exit status.
+:func:`main` is the one place where errors become a message and an exit
+status. The start-up order is deliberate (each step's reason in its module):
+
+1. parse the command line (``--stop``/``--status`` end here);
+2. enter ``--rundir``, apply ``--umask``;
+3. load the application (file, .tac or plugin) and resolve user and group
+   names: every mistake so far is reported straight to the terminal;
+4. fork into a daemon (the launcher waits for the verdict), before any
+   event loop exists;
+5. set the process title, ``--chroot``, open the log, install the reactor,
+   lock the pidfile, bind, shed privileges, start, run
+   (:class:`twistd.runner.Runner`), under ``--profile``/``--spew`` if asked.
 """
 
 from __future__ import annotations
@@ -33,13 +44,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except usage.UsageError as e:
         _fail(f"{e} (see twistd --help)")
         return ExitStatus.USAGE
-    except SystemExit as e:  # --help, --version
+    except SystemExit as e:  # --help, --version, --help-reactors
         return int(e.code or 0)
+    from twistd.diagnostics import post_mortem, post_mortem_available
+
+    debugger = post_mortem_available(config["nodaemon"], config["debug"])
     try:
         return _run(config)
+    except SystemExit as e:  # a plugin's --help
+        return int(e.code or 0)
+    except usage.UsageError as e:  # a plugin's options
+        _fail(str(e))
+        return ExitStatus.USAGE
     except TapsterError as e:
         if config["debug"]:
             traceback.print_exc()
+            if debugger:
+                post_mortem(e.__traceback__)
         _fail(str(e))
         return ExitStatus.ERROR
     except KeyboardInterrupt:
@@ -48,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug, or a plugin's: keep the user informed, traceback on request
         if config["debug"]:
             traceback.print_exc()
+            if debugger:
+                post_mortem(e.__traceback__)
             _fail(f"unexpected error: {type(e).__name__}: {e}")
         else:
             _fail(f"unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)")
@@ -55,19 +78,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(config: Any) -> int:
-    """Load, then (as a daemon, after forking) set up logging, pidfile, reactor and run."""
+    """Control commands, or load then (as a daemon, after forking) serve."""
     import logging
+    import os
 
-    from core import persist
+    from twistd import environment
     from twistd.daemon import StatusPipe, daemonize
 
-    # Load before forking: a missing or corrupt file is reported straight to the user.
-    application = persist.load(config["file"])
+    if config["stop"] or config["status"]:
+        from twistd import control
+
+        path = environment.pidfile_path(config["pidfile"], config["rundir"], config["chroot"])
+        if config["status"]:
+            return control.status(path)
+        return control.stop(path, timeout=config["shutdown-timeout"] + 5.0)
+
+    rundir = environment.enter_rundir(config["rundir"], config["chroot"])
+    if config["umask"] is not None:
+        os.umask(config["umask"])
+    if rundir not in sys.path:
+        sys.path.insert(0, rundir)  # as Twisted: modules next to the .tac or .tap are importable
+
+    application, source = _load(config)
+    prepared = _prepare(config, application)
     if config["nodaemon"]:
-        return _serve(config, application, StatusPipe(None))
+        return _serve(config, application, source, prepared, StatusPipe(None))
     status = daemonize()
     try:
-        return _serve(config, application, status)
+        return _serve(config, application, source, prepared, status)
     except BaseException as e:  # report to the launcher, which prints it
         message = str(e) if isinstance(e, TapsterError) else f"unexpected error: {type(e).__name__}: {e}"
         logging.getLogger("tapster.twistd").error("start-up failed: %s", message, exc_info=config["debug"])
@@ -75,27 +113,99 @@ def _run(config: Any) -> int:
         return 1
 
 
-def _serve(config: Any, application: Any, status: Any) -> int:
+def _load(config: Any) -> tuple[Any, str]:
+    from twistd.loading import load_application
+
+    return load_application(config)
+
+
+def _prepare(config: Any, application: Any) -> dict[str, Any]:
+    """What can still fail cheaply before forking: user and group names, the reactor's name."""
+    from core.reactor import availableReactors, defaultReactorName
+    from twistd.privileges import resolve_ids
+
+    uid = config["uid"] if config["uid"] is not None else getattr(application, "uid", None)
+    gid = config["gid"] if config["gid"] is not None else getattr(application, "gid", None)
+    ids = resolve_ids(uid, gid)
+    reactor = config["reactor"] or defaultReactorName()
+    specs = availableReactors()
+    if reactor not in specs:
+        raise TapsterError(f"unknown reactor {reactor!r}: choose one of {', '.join(sorted(specs))} (--help-reactors)")
+    if not config["no_save"]:
+        from core import persist
+
+        persist.format_for(getattr(application, "persistStyle", None) or persist.DEFAULT_FORMAT)
+    return {"ids": ids, "reactor": reactor}
+
+
+def _log_settings(config: Any) -> Any:
     import logging
 
+    from twistd.logsetup import LogSettings
+
+    return LogSettings(
+        logfile=config["logfile"],
+        level=logging.DEBUG if config["debug"] else logging.INFO,
+        max_size=config["logfile-max-size"],
+        daily=config["logfile-rotate"] == "daily",
+        keep=config["logfile-keep"],
+        format=config["log-format"],
+        syslog=config["syslog"],
+        prefix=config["prefix"],
+        logger=config["logger"],
+    )
+
+
+def _serve(config: Any, application: Any, source: str, prepared: dict[str, Any], status: Any) -> int:
+    import functools
+
     from core import reactor as shared
-    from twistd.logsetup import setup_logging
+    from twistd import environment
+    from twistd.diagnostics import post_mortem, post_mortem_available
+    from twistd.logsetup import reopen_logs, setup_logging
     from twistd.pidfile import NullPidFile, PidFile
     from twistd.runner import Runner
 
-    setup_logging(logfile=config["logfile"], level=logging.DEBUG if config["debug"] else logging.INFO)
-    reactor = shared.install(config["reactor"])
+    if not config["originalname"]:
+        environment.set_process_title(getattr(application, "processName", None) or application.name)
+    settings = _log_settings(config)
+    if config["chroot"]:
+        extra = ("rich.console", "rich.logging") if settings.logfile == "-" and sys.stdout.isatty() else ()
+        if config["profile"]:
+            extra += ("cProfile", "profile", "pstats")
+        environment.prepare_for_chroot(prepared["reactor"], extra)
+        environment.enter_chroot(config["chroot"], config["rundir"])
+    handler = setup_logging(settings=settings)
+    reactor = shared.install(prepared["reactor"])
     pidfile = PidFile(config["pidfile"]) if config["pidfile"] else NullPidFile()
+    debugger = post_mortem_available(config["nodaemon"], config["debug"])
     runner = Runner(
         application,
         reactor,
         pidfile,
         save=not config["no_save"],
         shutdown_timeout=config["shutdown-timeout"],
-        source=config["file"],
+        source=source,
         on_started=status.started,
+        ids=prepared["ids"],
+        euid=config["euid"],
+        reopen_logs=functools.partial(reopen_logs, handler),
+        post_mortem=post_mortem if debugger else None,
     )
-    return runner.run()
+    run = runner.run
+    if config["profile"]:
+        from twistd.diagnostics import run_profiled
+
+        run = functools.partial(run_profiled, runner.run, config["profile"], config["profiler"], config["savestats"])
+    if not config["spew"]:
+        return run()
+    from twistd.diagnostics import start_spew, stop_spew
+
+    start_spew()
+    try:
+        return run()
+    finally:
+        stop_spew()
 
 
 def run() -> None:

@@ -1,18 +1,62 @@
-"""twistd's command line: the options an administrator knows from Twisted's twistd."""
+"""twistd's command line: the options an administrator knows from Twisted's twistd.
+
+Parsing only: nothing here imports asyncio, opens a file or changes the
+process, so ``twistd --help`` stays as quick as ``mktap --help``. Values are
+checked here (octal umask, sizes, user names stay names: they are resolved
+by :mod:`twistd.privileges` before a --chroot hides /etc/passwd).
+"""
 
 from __future__ import annotations
 
+import sys
+
 from core import usage
 
-__all__ = ["ServerOptions", "EXIT_STATUSES"]
+__all__ = ["ServerOptions", "EXIT_STATUSES", "parse_size", "parse_umask"]
 
 #: Exit statuses, documented in ``twistd --help`` and the README.
 EXIT_STATUSES = """\
 Exit status:
-  0  the application ran and stopped cleanly (SIGTERM, SIGINT)
-  1  start-up or shutdown failed (missing or corrupt file, port in use, pidfile held, ...)
+  0  the application ran and stopped cleanly (SIGTERM, SIGINT); --status: it runs;
+     --stop: it stopped (or was not running)
+  1  start-up or shutdown failed (missing or corrupt file, port in use, pidfile held, ...);
+     --stop: it did not exit in time
   2  bad command line
+  3  --status: not running
   4  stopped, but --shutdown-timeout expired and the stop was forced"""
+
+_SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(value: str) -> int:
+    """``10M`` → 10485760: bytes, with an optional K, M or G suffix (powers of 1024)."""
+    text = value.strip().upper().removesuffix("IB").removesuffix("B") if value.strip() else ""
+    unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+    number = text[: len(text) - len(unit)] if unit else text
+    try:
+        size = int(float(number) * _SIZE_UNITS[unit])
+    except ValueError:
+        raise ValueError("must be a size such as 500K, 10M or 1G") from None
+    if size < 1024:
+        raise ValueError("must be at least 1K")
+    return size
+
+
+parse_size.coerceDoc = "A size: bytes, or with K, M or G (10M)."  # type: ignore[attr-defined]
+
+
+def parse_umask(value: str) -> int:
+    """``027`` → 0o027: an octal file creation mask."""
+    try:
+        mask = int(value, 8)
+    except ValueError:
+        raise ValueError("must be an octal mask such as 022 or 0027") from None
+    if not 0 <= mask <= 0o777:
+        raise ValueError("must be between 000 and 777 (octal)")
+    return mask
+
+
+parse_umask.coerceDoc = "Octal (022, 0027)."  # type: ignore[attr-defined]
 
 
 def _timeout(value: str) -> float:
@@ -25,36 +69,184 @@ def _timeout(value: str) -> float:
 _timeout.coerceDoc = "Seconds (a positive number)."  # type: ignore[attr-defined]
 
 
+def _keep(value: str) -> int:
+    count = int(value)
+    if count < 1:
+        raise ValueError("must be at least 1 (rotated files are never kept without bound)")
+    return count
+
+
+_keep.coerceDoc = "A number, at least 1."  # type: ignore[attr-defined]
+
+
+def _choice(*choices: str):  # type: ignore[no-untyped-def]
+    def coerce(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"choose {' or '.join(choices)}")
+        return value
+
+    coerce.coerceDoc = f"One of: {', '.join(choices)}."  # type: ignore[attr-defined]
+    return coerce
+
+
+def _id(value: str) -> int | str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must be a name or a number")
+    return int(value) if value.isdigit() else value
+
+
+_id.coerceDoc = "A name or a number."  # type: ignore[attr-defined]
+
+#: The options that say where the application comes from, and the format they force.
+SOURCES = {"file": None, "python": "python", "xml": "xml", "source": "source"}
+
+
 class ServerOptions(usage.Options):
-    synopsis = "Usage: twistd [options] -f FILE"
+    synopsis = "Usage: twistd [options] (-f FILE | -y FILE.tac | -x FILE | -s FILE | PLUGIN [plugin options])"
     longdesc = (
-        "Runs a saved application (built with mktap) as a server process: as a daemon by "
-        "default (returning once the application has started, or failing with its error), "
-        "in the foreground with -n. SIGTERM or Ctrl-C stops its services in reverse order "
-        "and saves <appname>-shutdown.<ext> (unless --no_save), which twistd -f runs again.\n\n"
+        "Runs an application as a server process: a file saved by mktap (-f, or -x/-s to force "
+        "the XML or source format), a Python .tac file defining `application` (-y), or a plugin "
+        "built in memory (twistd qotd --port 8007). As a daemon by default, returning once the "
+        "application has started and its ports are bound (or failing with its error); in the "
+        "foreground with -n. SIGTERM or Ctrl-C stops its services in reverse order and saves "
+        "<appname>-shutdown.<ext> in the run directory (unless -o; never for -y or a plugin), "
+        "which twistd -f runs again. SIGUSR1 reopens the log file (for logrotate). "
+        "twistd --stop and twistd --status find a daemon through its pidfile.\n\n"
         + EXIT_STATUSES
     )
     optFlags = [
         ["nodaemon", "n", "Run in the foreground, logging to stdout."],
         ["no_save", "o", "Do not save the application's state on shutdown."],
-        ["debug", "b", "Show full tracebacks of errors."],
+        ["encrypted", "e", "The application file is encrypted: ask for its passphrase."],
+        ["debug", "b", "Full tracebacks and debug logging; in the foreground on a terminal, "
+                       "pdb post-mortem on an unhandled error."],
+        ["euid", None, "Set only the effective user and group ids (keeps the real ids, "
+                       "so privileges can be regained: use with care)."],
+        ["originalname", None, "Keep the process name instead of showing the application's in ps."],
+        ["syslog", None, "Log to syslog (/dev/log), not to a file."],
+        ["savestats", None, "With --profile: save the raw statistics (pstats) instead of a text report."],
+        ["spew", None, "Log every Python function call (very verbose; for debugging)."],
+        ["stop", None, "Stop the daemon running with --pidfile (SIGTERM), waiting for it to exit."],
+        ["status", None, "Say whether a daemon runs with --pidfile, and as which pid."],
     ]
     optParameters = [
         ["file", "f", None, "Read the application from FILE (format recognised by its content)."],
+        ["python", "y", None, "Run the application defined as `application` in the Python file FILE (.tac)."],
+        ["xml", "x", None, "Read the application from FILE in the XML format (.tax)."],
+        ["source", "s", None, "Read the application from FILE in the Python source format (.tas)."],
+        ["passphrase-file", None, None, "Read the passphrase of an encrypted file from FILE (first line)."],
+        ["rundir", "d", ".", "Change to DIR before anything else: relative paths (application, "
+                             "log, pidfile, shutdown file) are in DIR."],
+        ["chroot", None, None, "Chroot to DIR after loading the application and before starting it "
+                               "(needs root; --rundir is then inside DIR)."],
+        ["umask", None, None, "File creation mask (default: the one twistd was started with).", parse_umask],
         ["pidfile", None, None,
-         "Write the pid to FILE, locked while running (default: twistd.pid as a daemon, none in the foreground; '' for none)."],
-        ["logfile", "l", None, "Log to FILE ('-' for stdout; default: twistd.log as a daemon, stdout in the foreground)."],
-        ["reactor", "r", None, "The reactor to use: uvloop (default when installed) or asyncio."],
+         "Write the pid to FILE, locked while running (default: twistd.pid as a daemon, none in the "
+         "foreground; '' for none)."],
+        ["uid", "u", None, "Run as this user after binding ports (overrides the application's).", _id],
+        ["gid", "g", None, "Run as this group (default: the user's primary group; overrides the "
+                           "application's).", _id],
+        ["logfile", "l", None,
+         "Log to FILE ('-' for stdout; default: twistd.log as a daemon, stdout in the foreground)."],
+        ["logfile-max-size", None, None, "Rotate the log file when it reaches this size.", parse_size],
+        ["logfile-rotate", None, "never", "never, or daily: rotate the log file at midnight (local time).",
+         _choice("never", "daily")],
+        ["logfile-keep", None, 5, "Rotated log files to keep (FILE.1 newest).", _keep],
+        ["log-format", None, "text", "text lines, or json (one JSON object per line, for containers).",
+         _choice("text", "json")],
+        ["prefix", None, "twistd", "With --syslog: the identifier of the lines."],
+        ["logger", None, None, "A logging.Handler, or a factory of a handler or of a Twisted-style "
+                               "observer (called with an event dict), given as DOTTED.NAME; "
+                               "replaces --logfile and --syslog."],
+        ["reactor", "r", None, "The reactor to use: uvloop (default when installed) or asyncio "
+                               "(--help-reactors lists them)."],
+        ["profile", "p", None, "Run under the profiler and write its report to FILE at exit."],
+        ["profiler", None, "cprofile", "The profiler for --profile.", _choice("cprofile", "profile")],
         ["shutdown-timeout", None, 10.0, "Seconds to wait for services to stop before forcing.", _timeout],
     ]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.plugin: str | None = None
+        self.plugin_argv: list[str] = []
+
+    def opt_help(self) -> None:
+        """Display this help, with the list of installed plugins, and exit."""
+        from core._console import print_table
+        from core.plugin import plugin_rows
+
+        sys.stdout.write(str(self))
+        rows = plugin_rows()
+        if rows:
+            print()
+            print_table("Plugins (run one directly: twistd [options] PLUGIN [plugin options]):",
+                        ("plugin", "description"), rows, sys.stdout)
+        sys.stdout.flush()
+        raise SystemExit(0)
+
+    opt_h = opt_help
+
+    def opt_help_reactors(self) -> None:
+        """Display the reactors that --reactor accepts, and exit."""
+        from core._console import print_table
+        from core.plugin import reactor_specs
+        from core.reactor import defaultReactorName
+
+        default = defaultReactorName()
+        rows = [(name, spec.description + (" [default]" if name == default else ""))
+                for name, spec in sorted(reactor_specs().items())]
+        print_table("Reactors:", ("reactor", "description"), rows, sys.stdout)
+        sys.stdout.flush()
+        raise SystemExit(0)
+
+    def parseArgs(self, *args: str) -> None:
+        # Everything after the first non-option belongs to the plugin: twistd qotd --port 8007.
+        if args:
+            self.plugin, self.plugin_argv = args[0], list(args[1:])
+
     def postOptions(self) -> None:
-        if not self["file"]:
-            raise usage.UsageError("no application given: use -f FILE (build one with: mktap qotd --port 8007)")
+        if self["stop"] and self["status"]:
+            raise usage.UsageError("give --stop or --status, not both")
+        control = self["stop"] or self["status"]
+        given = [name for name in SOURCES if self[name]]
+        if len(given) > 1:
+            raise usage.UsageError(
+                "give one application: " + " and ".join(f"--{n}" for n in given) + " were both given"
+            )
+        if given and self.plugin:
+            raise usage.UsageError(f"give either --{given[0]} FILE or a plugin ({self.plugin}), not both")
+        if not given and not self.plugin and not control:
+            raise usage.UsageError(
+                "no application given: use -f FILE, -y FILE.tac or a plugin "
+                "(twistd qotd --port 8007; twistd --help lists them)"
+            )
+        if self["python"] or self.plugin:
+            self["no_save"] = True  # as Twisted: neither can be saved back to where it came from
         daemon = not self["nodaemon"]
         if self["pidfile"] is None:
-            self["pidfile"] = "twistd.pid" if daemon else ""
+            self["pidfile"] = "twistd.pid" if daemon or control else ""
+        if control and not self["pidfile"]:
+            raise usage.UsageError("--stop and --status find the daemon through its pidfile: give --pidfile FILE")
         if self["logfile"] is None:
             self["logfile"] = "twistd.log" if daemon else "-"
-        if daemon and self["logfile"] == "-":
+        custom = self["syslog"] or self["logger"]
+        if daemon and self["logfile"] == "-" and not custom and not control:
             raise usage.UsageError("a daemon has no stdout: give --logfile FILE, or run in the foreground with -n")
+        if self["syslog"] and self["logger"]:
+            raise usage.UsageError("give --syslog or --logger, not both")
+        rotating = self["logfile-max-size"] is not None or self["logfile-rotate"] != "never"
+        if rotating and (self["logfile"] == "-" or custom):
+            raise usage.UsageError("log rotation needs a log file: give --logfile FILE")
+        if self["savestats"] and not self["profile"]:
+            raise usage.UsageError("--savestats saves --profile's statistics: give --profile FILE too")
+        if self["passphrase-file"] and self["python"]:
+            raise usage.UsageError("a .tac file (-y) is Python code, never encrypted: --passphrase-file does not apply")
+
+    @property
+    def source(self) -> tuple[str, str | None] | None:
+        """(path, forced format) of the application file, or None for a plugin."""
+        for name, kind in SOURCES.items():
+            if self[name]:
+                return self[name], kind
+        return None

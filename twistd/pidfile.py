@@ -77,7 +77,12 @@ class PidFile:
             return
         try:
             if read_pid(self.path) == os.getpid():
-                os.unlink(self.path)
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    # After switching users the directory may not let us remove it:
+                    # empty it at least, so that no one reads a stale pid from it.
+                    os.ftruncate(self._fd, 0)
         except OSError:
             pass
         finally:

@@ -1,7 +1,13 @@
 """Shedding root: resolve user and group names, then set groups, gid and uid, in that order.
 
-The order matters: supplementary groups and the gid can only be changed while
-still root, so they go first; the uid goes last.
+Two steps on purpose. :func:`resolve_ids` turns names into numbers (and the
+user's supplementary groups) *early*, before ``--chroot`` hides
+``/etc/passwd`` and before a daemon forks, so that an unknown user is one
+clear line from the command the administrator typed. :func:`switch_ids`
+applies them after the ports are bound.
+
+The order of the switch matters: supplementary groups and the gid can only
+be changed while still root, so they go first; the uid goes last.
 """
 
 from __future__ import annotations
@@ -10,12 +16,27 @@ import grp
 import logging
 import os
 import pwd
+from dataclasses import dataclass
 
 from core.errors import TapsterError
 
-__all__ = ["resolve_uid", "resolve_gid", "shed_privileges"]
+__all__ = ["Ids", "resolve_uid", "resolve_gid", "resolve_ids", "switch_ids", "shed_privileges"]
 
 _log = logging.getLogger("tapster.twistd")
+
+
+@dataclass(frozen=True)
+class Ids:
+    """Where to switch to: ``uid``/``gid`` (None: keep), ``groups`` the supplementary groups."""
+
+    uid: int | None = None
+    gid: int | None = None
+    groups: tuple[int, ...] | None = None
+    label: str = ""  # how the user wrote it, for messages
+
+    @property
+    def empty(self) -> bool:
+        return self.uid is None and self.gid is None
 
 
 def resolve_uid(user: int | str) -> int:
@@ -38,50 +59,66 @@ def resolve_gid(group: int | str) -> int:
         raise TapsterError(f"unknown group {group!r}: create it or give another with -g") from None
 
 
-def shed_privileges(user: int | str | None, group: int | str | None, euid: bool = False) -> None:
-    """Become ``user``/``group`` (the effective ids only when ``euid``).
-
-    Without a group, the user's primary group is used. Nothing to do when
-    neither is given or they are what we already run as.
-    """
+def resolve_ids(user: int | str | None, group: int | str | None) -> Ids:
+    """Names to numbers; without a group, the user's primary group; supplementary groups from the user's entry."""
     if user is None and group is None:
-        if os.getuid() == 0:
-            _log.warning("running as root: give the application a user to run as (mktap -u/-g)")
-        return
+        return Ids()
     uid = resolve_uid(user) if user is not None else None
     gid = resolve_gid(group) if group is not None else None
-    if gid is None and uid is not None:
+    groups: tuple[int, ...] | None = None
+    if uid is not None:
         try:
-            gid = pwd.getpwuid(uid).pw_gid
+            entry = pwd.getpwuid(uid)
         except KeyError:
-            gid = None
+            entry = None
+        if gid is None and entry is not None:
+            gid = entry.pw_gid
+        if entry is not None:
+            groups = tuple(os.getgrouplist(entry.pw_name, gid if gid is not None else entry.pw_gid))
+        elif gid is not None:
+            groups = (gid,)
+        else:
+            groups = ()
+    elif gid is not None:
+        groups = (gid,)
+    label = f"user {user!r} group {group!r}" if group is not None else f"user {user!r}"
+    if user is None:
+        label = f"group {group!r}"
+    return Ids(uid, gid, groups, label)
+
+
+def switch_ids(ids: Ids, euid: bool = False) -> None:
+    """Become ``ids`` (only the effective ids when ``euid``); warns when root keeps running as root."""
+    if ids.empty:
+        if os.getuid() == 0:
+            _log.warning("running as root: give a user to run as (twistd -u/-g, or mktap -u/-g)")
+        return
     current = (os.geteuid(), os.getegid()) if euid else (os.getuid(), os.getgid())
-    if (uid is None or uid == current[0]) and (gid is None or gid == current[1]):
+    if (ids.uid is None or ids.uid == current[0]) and (ids.gid is None or ids.gid == current[1]):
         return
     if os.geteuid() != 0:
         raise TapsterError(
-            f"cannot switch to user {user!r} group {group!r}: only root can (start twistd as root, "
-            "or build the application without -u/-g)"
+            f"cannot switch to {ids.label}: only root can (start twistd as root, or leave out -u/-g)"
         )
     try:
-        if uid is not None:
-            try:
-                name = pwd.getpwuid(uid).pw_name
-                os.initgroups(name, gid if gid is not None else os.getgid())
-            except KeyError:
-                os.setgroups([gid] if gid is not None else [])
-        elif gid is not None:
-            os.setgroups([gid])
+        if ids.groups is not None:
+            os.setgroups(list(ids.groups))
         if euid:
-            if gid is not None:
-                os.setegid(gid)
-            if uid is not None:
-                os.seteuid(uid)
+            if ids.gid is not None:
+                os.setegid(ids.gid)
+            if ids.uid is not None:
+                os.seteuid(ids.uid)
         else:
-            if gid is not None:
-                os.setgid(gid)
-            if uid is not None:
-                os.setuid(uid)
+            if ids.gid is not None:
+                os.setgid(ids.gid)
+            if ids.uid is not None:
+                os.setuid(ids.uid)
     except OSError as e:
-        raise TapsterError(f"cannot switch to user {user!r} group {group!r}: {e.strerror}") from e
-    _log.info("running as uid %d gid %d%s", os.geteuid(), os.getegid(), " (effective only)" if euid else "")
+        raise TapsterError(f"cannot switch to {ids.label}: {e.strerror}") from e
+    _log.info("running as uid %d gid %d%s", os.geteuid(), os.getegid(),
+              " (effective only; real uid %d)" % os.getuid() if euid else "")
+
+
+def shed_privileges(user: int | str | None, group: int | str | None, euid: bool = False) -> None:
+    """Resolve and switch in one go (when nothing needs resolving early)."""
+    switch_ids(resolve_ids(user, group), euid)

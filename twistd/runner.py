@@ -5,11 +5,14 @@ part can be tested alone. The order is deliberate:
 
 1. lock the pidfile (a second instance is refused before it touches a port);
 2. ``privilegedStartService()``: bind the ports (below 1024 needs root);
-   then switch to the application's user and group, if it names them;
+   then switch to the user and group (``-u``/``-g``, else the application's);
 3. ``startService()``: everything else; failures here stop the start;
 4. run the reactor. SIGTERM or SIGINT → ``reactor.stop()`` → 'before shutdown':
    ``stopService()`` awaited up to the shutdown timeout → 'after shutdown':
    save ``<appname>-shutdown.<ext>``; a second SIGINT exits at once.
+   SIGUSR1 reopens the log file (``reopen_logs``).
+
+Signal handlers only record or schedule: the loop does the work.
 """
 
 from __future__ import annotations
@@ -19,11 +22,11 @@ import logging
 import os
 import signal
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import core
 from core.errors import TapsterError
-from twistd.privileges import shed_privileges
+from twistd.privileges import Ids, resolve_ids, switch_ids
 
 __all__ = ["Runner", "ExitStatus"]
 
@@ -36,6 +39,7 @@ class ExitStatus:
     OK = 0
     ERROR = 1
     USAGE = 2
+    NOT_RUNNING = 3
     FORCED = 4
 
 
@@ -51,6 +55,10 @@ class Runner:
         shutdown_timeout: float = 10.0,
         source: str = "",
         on_started: Any = None,
+        ids: Ids | None = None,
+        euid: bool = False,
+        reopen_logs: Callable[[], Any] | None = None,
+        post_mortem: Callable[[Any], None] | None = None,
     ) -> None:
         self.application = application
         self.reactor = reactor
@@ -59,6 +67,10 @@ class Runner:
         self.shutdown_timeout = shutdown_timeout
         self.source = source
         self.on_started = on_started
+        self.ids = ids
+        self.euid = euid
+        self.reopen_logs = reopen_logs
+        self.post_mortem = post_mortem
         self.status = ExitStatus.OK
         self._signals = 0
 
@@ -74,7 +86,9 @@ class Runner:
             self.reactor.loop.set_exception_handler(self._loop_exception)
             try:
                 app.privilegedStartService()
-                shed_privileges(getattr(app, "uid", None), getattr(app, "gid", None))
+                ids = self.ids if self.ids is not None else resolve_ids(getattr(app, "uid", None),
+                                                                         getattr(app, "gid", None))
+                switch_ids(ids, self.euid)
                 app.startService()
             except BaseException:
                 self._stop_after_failed_start()
@@ -104,6 +118,19 @@ class Runner:
         loop = self.reactor.loop
         loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, signal.SIGTERM)
         loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, signal.SIGINT)
+        if self.reopen_logs is not None:
+            loop.add_signal_handler(signal.SIGUSR1, self._on_reopen_signal)
+
+    def _on_reopen_signal(self) -> None:
+        try:
+            reopened = self.reopen_logs()  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - a failed reopen must not stop the server
+            _log.exception("could not reopen the log file")
+            return
+        if reopened is False:
+            _log.info("received SIGUSR1: not logging to a file, nothing to reopen")
+        else:
+            _log.info("received SIGUSR1, reopened the log file")
 
     def _on_stop_signal(self, signum: int) -> None:
         self._signals += 1
@@ -148,5 +175,7 @@ class Runner:
         message = context.get("message", "unhandled error")
         if exc is not None:
             _log.error("%s", message, exc_info=(type(exc), exc, exc.__traceback__))
+            if self.post_mortem is not None:
+                self.post_mortem(exc.__traceback__)
         else:
             _log.error("%s", message)

@@ -104,3 +104,61 @@ def test_failed_start_closes_ports_bound_so_far_and_releases_pidfile(tmp_path: P
             Runner(app, reactor, PidFile("demo.pid")).run()
     assert first._port is None  # closed again
     assert not Path("demo.pid").exists()
+
+
+def test_sigusr1_reopens_the_logs_and_keeps_serving(tmp_path: Path, monkeypatch, reactor) -> None:
+    import os
+    import signal
+
+    monkeypatch.chdir(tmp_path)
+    reopened: list[int] = []
+    runner = Runner(Application("demo"), reactor, NullPidFile(), save=False,
+                    reopen_logs=lambda: reopened.append(1))
+    reactor.callWhenRunning(os.kill, os.getpid(), signal.SIGUSR1)
+
+    def stop_when_reopened() -> None:
+        if reopened:
+            reactor.stop()
+        else:
+            reactor.callLater(0.01, stop_when_reopened)
+
+    reactor.callWhenRunning(stop_when_reopened)
+    assert runner.run() == ExitStatus.OK
+    assert reopened == [1]
+
+
+def test_user_and_group_given_to_the_runner_override_the_applications(tmp_path: Path, monkeypatch, reactor) -> None:
+    import os
+
+    from twistd.privileges import Ids
+
+    monkeypatch.chdir(tmp_path)
+    app = Application("demo", uid="no-such-user-xyz", gid="no-such-group-xyz")
+    reactor.callWhenRunning(reactor.stop)
+    ids = Ids(os.getuid(), os.getgid(), None, "ourselves")
+    assert Runner(app, reactor, NullPidFile(), save=False, ids=ids).run() == ExitStatus.OK
+
+
+def test_unhandled_loop_error_goes_to_the_post_mortem_hook(tmp_path: Path, monkeypatch, reactor) -> None:
+    monkeypatch.chdir(tmp_path)
+    seen: list = []
+
+    def boom() -> None:
+        raise RuntimeError("unhandled")
+
+    def start_failing_task() -> None:
+        reactor.loop.call_soon(lambda: reactor.loop.call_exception_handler(
+            {"message": "task failed", "exception": _raised()}))
+        reactor.callLater(0.05, reactor.stop)
+
+    def _raised() -> BaseException:
+        try:
+            boom()
+        except RuntimeError as e:
+            return e
+        raise AssertionError
+
+    reactor.callWhenRunning(start_failing_task)
+    runner = Runner(Application("demo"), reactor, NullPidFile(), save=False, post_mortem=seen.append)
+    assert runner.run() == ExitStatus.OK
+    assert len(seen) == 1 and seen[0].tb_frame is not None

@@ -1,0 +1,113 @@
+"""Where the application comes from: a saved file, a .tac, or a plugin built in memory.
+
+A plugin is built by ``mktap.cli.build`` and passphrases are read by
+``mktap.passphrase``, so that ``twistd qotd ...`` and ``mktap qotd ...``
+can never disagree about a plugin's options or a passphrase file.
+
+Loading happens before the daemon forks, in the run directory, so a missing
+file, a wrong passphrase or a bad plugin option is reported to the
+administrator's terminal as one line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from core import usage
+from core.errors import TapsterError
+
+__all__ = ["load_application", "load_tac", "read_passphrase", "PluginUsageError"]
+
+
+class PluginUsageError(usage.UsageError):
+    """The plugin's own options were wrong (exit status 2, like mktap)."""
+
+
+def load_application(config: Any) -> tuple[Any, str]:
+    """The application ``config`` names, and a description of where it came from (for the log)."""
+    if config.plugin:
+        return build_plugin(config.plugin, config.plugin_argv), f"plugin {config.plugin}"
+    path, kind = config.source
+    if kind == "python":
+        return load_tac(path), path
+    from core import persist
+
+    return persist.load(path, kind=kind, passphrase=read_passphrase(config, path)), path
+
+
+def build_plugin(plugin: str, argv: list[str]) -> Any:
+    """``twistd qotd --port 8007``: the plugin's application, built exactly as mktap would."""
+    from mktap.cli import build
+
+    try:
+        return build(plugin, argv, prog="twistd")
+    except usage.UsageError as e:
+        text = str(e)
+        hint = "" if "--help" in text else f" (see twistd {plugin} --help)"
+        raise PluginUsageError(f"{plugin}: {text}{hint}") from e
+
+
+def read_passphrase(config: Any, path: str) -> str | bytes | None:
+    """The passphrase for ``path``: from --passphrase-file, else asked on the terminal when encrypted.
+
+    ``-e`` asks even when the file does not look encrypted (as Twisted's
+    twistd did); an encrypted file is recognised by its header without ``-e``.
+    """
+    from core import persist
+    from mktap.passphrase import ask, read_passphrase_file
+
+    if config["passphrase-file"]:
+        return read_passphrase_file(config["passphrase-file"])
+    if not (config["encrypted"] or persist.is_encrypted(path)):
+        return None
+    if not os.path.exists(path):
+        return None  # persist.load says the file is missing
+    try:
+        interactive = sys.stdin is not None and sys.stdin.isatty()
+    except ValueError:
+        interactive = False
+    if not interactive:
+        raise TapsterError(f"{path} is encrypted: give --passphrase-file FILE (there is no terminal to ask on)")
+    return ask(f"Passphrase for {path}: ", confirm=False)
+
+
+def load_tac(path: str) -> Any:
+    """Run the Python file ``path`` and return the ``application`` it defines.
+
+    As with Twisted's ``-y``, the file runs with ``__file__`` set, in a
+    namespace of its own.
+    """
+    try:
+        with open(path, "rb") as f:
+            source = f.read()
+    except FileNotFoundError:
+        raise TapsterError(f"no such file: {path} (check the path given to -y)") from None
+    except IsADirectoryError:
+        raise TapsterError(f"{path} is a directory, not a .tac file") from None
+    except OSError as e:
+        raise TapsterError(f"cannot read {path}: {e.strerror}") from e
+    try:
+        code = compile(source, path, "exec")
+    except SyntaxError as e:
+        raise TapsterError(f"{path}:{e.lineno}: syntax error: {e.msg}") from e
+    namespace: dict[str, Any] = {"__file__": os.path.abspath(path), "__name__": "__tac__"}
+    try:
+        exec(code, namespace)
+    except Exception as e:
+        raise TapsterError(f"{path} failed while running: {type(e).__name__}: {e}") from e
+    if "application" not in namespace:
+        raise TapsterError(
+            f"{path} defines no `application`: a .tac file must end with "
+            "application = Application(name) (from core.service) holding its services"
+        )
+    application = namespace["application"]
+    from core.service import IService
+
+    if IService(application, None) is None:
+        raise TapsterError(
+            f"{path}: `application` is a {type(application).__name__}, not an application "
+            "(use core.service.Application(name))"
+        )
+    return application

@@ -12,7 +12,18 @@ import sys
 
 from core import usage
 
-__all__ = ["ServerOptions", "EXIT_STATUSES", "parse_size", "parse_umask"]
+__all__ = ["ServerOptions", "ExitStatus", "EXIT_STATUSES", "parse_size", "parse_umask"]
+
+
+class ExitStatus:
+    """Exit statuses of twistd, as :data:`EXIT_STATUSES` documents them."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    NOT_RUNNING = 3
+    FORCED = 4
+
 
 #: Exit statuses, documented in ``twistd --help`` and the README.
 EXIT_STATUSES = """\

@@ -26,21 +26,12 @@ from typing import Any, Callable
 
 import core
 from core.errors import TapsterError
+from twistd.options import ExitStatus
 from twistd.privileges import Ids, resolve_ids, switch_ids
 
 __all__ = ["Runner", "ExitStatus"]
 
 _log = logging.getLogger("tapster.twistd")
-
-
-class ExitStatus:
-    """Exit statuses of twistd (see ``twistd --help``)."""
-
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    NOT_RUNNING = 3
-    FORCED = 4
 
 
 class Runner:

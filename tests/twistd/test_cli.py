@@ -51,3 +51,22 @@ def test_missing_file_in_the_foreground_exits_1(tmp_path: Path, monkeypatch: pyt
     monkeypatch.chdir(tmp_path)
     assert main(["-n", "-f", "nope.tap"]) == 1
     assert "nope.tap" in capsys.readouterr().err
+
+
+def test_help_does_not_import_asyncio() -> None:
+    """``twistd --help`` lists plugins without paying for asyncio (~70 ms here)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom twistd.cli import main\nstatus = main(['--help'])\n"
+            "print('asyncio' in sys.modules, status, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stderr.strip() == "False 0"
+
+
+def test_unknown_reactor_is_refused_before_anything_starts(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["-n", "-r", "tornado", "qotd", "-p", "tcp:0:interface=127.0.0.1"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown reactor 'tornado'" in err and "asyncio" in err and "--help-reactors" in err

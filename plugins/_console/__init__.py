@@ -1,0 +1,21 @@
+"""The administrator's console: a live Python shell inside the running application.
+
+Two front doors share one shell: the ``telnet`` plugin (:mod:`plugins.telnet`)
+and the SSH ``manhole`` plugin (:mod:`plugins.manhole`). The parts, each
+small and testable without a socket:
+
+* :mod:`.negotiation`: telnet's byte stream, IAC commands and option
+  negotiation, as a bytes-in/events-out parser;
+* :mod:`.editor`: server-side line editing (echo, backspace, history, ^C, ^D);
+* :mod:`.shell`: the interpreter (``>>>``/``...``, output to the client,
+  tracebacks that never reach the reactor);
+* :mod:`.auth`: salted slow password hashes and the per-address slow-down;
+* :mod:`.telnet`: the telnet protocol and factory tying those together;
+* :mod:`.service`: the services saved in applications (they find the root
+  application when they start);
+* :mod:`.ssh`: the asyncssh glue, imported only when a manhole starts.
+
+Classes saved in application files (the services, the telnet factory) live
+in :mod:`.service` and :mod:`.telnet`; their import paths are part of the
+file-format promise.
+"""

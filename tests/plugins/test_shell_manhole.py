@@ -283,3 +283,25 @@ def test_stopping_frees_the_port(running: Running) -> None:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
+
+
+def test_idle_connection_is_closed(running: Running) -> None:
+    from core.testing import Clock
+
+    clock = Clock()
+    running.service.console.clock = clock  # timers from now on run on the test clock
+
+    async def go() -> None:
+        async with running.connect(password=PASSWORD) as conn:
+            process = await conn.create_process()
+            await process.stdout.readuntil(">>> ")
+            clock.advance(running.service.console.idleTimeout - 1)
+            process.stdin.write("1\n")  # input restarts the timer
+            await process.stdout.readuntil(">>> ")
+            clock.advance(running.service.console.idleTimeout - 1)
+            assert running.service.console.sessions
+            clock.advance(2)
+            await conn.wait_closed()
+
+    running.run(go())
+    assert running.service.console.sessions == []

@@ -64,10 +64,19 @@ class Runner:
         self.post_mortem = post_mortem
         self.status = ExitStatus.OK
         self._signals = 0
+        self._pending: list[int] = []
 
     def run(self) -> int:
         """Start, serve until stopped, shut down; returns the exit status."""
         app = self.application
+        held = self._hold_signals()
+        try:
+            return self._run(app)
+        finally:
+            for signum, previous in held.items():
+                signal.signal(signum, previous)
+
+    def _run(self, app: Any) -> int:
         with self.pidfile:
             _log.info(
                 "tapster %s (Python %s) starting %r from %s on reactor %s, pid %d",
@@ -86,7 +95,7 @@ class Runner:
                 raise
             self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_services)
             self.reactor.addSystemEventTrigger("after", "shutdown", self._save_on_shutdown)
-            self._install_signals()
+            self.reactor.callWhenRunning(self._install_signals)
             _log.info("%s started", app.name)
             if self.on_started is not None:
                 self.reactor.callWhenRunning(self.on_started)
@@ -105,12 +114,44 @@ class Runner:
 
     # -- signals -------------------------------------------------------------
 
+    def _signals_handled(self) -> list[int]:
+        wanted = [signal.SIGTERM, signal.SIGINT]
+        if self.reopen_logs is not None:
+            wanted.append(signal.SIGUSR1)
+        return wanted
+
+    def _hold_signals(self) -> dict[int, Any]:
+        """Until the loop runs, only record the signals (returns the handlers to restore).
+
+        The ports accept connections from ``privilegedStartService`` on, so a
+        supervisor may send SIGTERM before the loop runs; uvloop loses a
+        signal that arrives between ``add_signal_handler`` and the loop's start,
+        and the default action would kill us without stopping anything. A second
+        SIGINT while starting aborts the start, as Ctrl-C twice should.
+        """
+        held = {}
+        for signum in self._signals_handled():
+            held[signum] = signal.signal(signum, self._record_early_signal)
+        return held
+
+    def _record_early_signal(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and signal.SIGINT in self._pending:
+            raise KeyboardInterrupt
+        self._pending.append(signum)
+
     def _install_signals(self) -> None:
+        """With the loop running: the loop's handlers, then the signals that came during start-up."""
         loop = self.reactor.loop
         loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, signal.SIGTERM)
         loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, signal.SIGINT)
         if self.reopen_logs is not None:
             loop.add_signal_handler(signal.SIGUSR1, self._on_reopen_signal)
+        pending, self._pending = self._pending, []
+        for signum in pending:
+            if signum == signal.SIGUSR1:
+                self._on_reopen_signal()
+            else:
+                self._on_stop_signal(signum)
 
     def _on_reopen_signal(self) -> None:
         try:

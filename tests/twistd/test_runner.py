@@ -162,3 +162,51 @@ def test_unhandled_loop_error_goes_to_the_post_mortem_hook(tmp_path: Path, monke
     runner = Runner(Application("demo"), reactor, NullPidFile(), save=False, post_mortem=seen.append)
     assert runner.run() == ExitStatus.OK
     assert len(seen) == 1 and seen[0].tb_frame is not None
+
+
+class KillsItself(Recorder):
+    """Sends ``signum`` to its own process while starting, before the loop runs."""
+
+    def __init__(self, name: str, log: list, signum: int) -> None:
+        super().__init__(name, log)
+        self.signum = signum
+
+    def startService(self):
+        import os
+
+        super().startService()
+        os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_sigterm_during_start_up_stops_gracefully_once_running(tmp_path: Path, monkeypatch, loop: str) -> None:
+    """A supervisor may signal as soon as the port accepts: neither lost (uvloop) nor fatal."""
+    import signal
+
+    from core._builtin_hooks import _uvloop_reactor
+
+    monkeypatch.chdir(tmp_path)
+    reactor = _asyncio_reactor() if loop == "asyncio" else _uvloop_reactor()
+    try:
+        log: list = []
+        app = Application("demo")
+        KillsItself("a", log, signal.SIGTERM).setServiceParent(app)
+        before = signal.getsignal(signal.SIGTERM)
+        assert Runner(app, reactor, NullPidFile(), save=False).run() == ExitStatus.OK
+        assert log == [("privileged", "a"), ("start", "a"), ("stop", "a")]
+        assert signal.getsignal(signal.SIGTERM) is before  # restored
+    finally:
+        reactor.loop.close()
+
+
+def test_second_sigint_during_start_up_aborts_it(tmp_path: Path, monkeypatch, reactor) -> None:
+    import signal
+
+    monkeypatch.chdir(tmp_path)
+    log: list = []
+    app = Application("demo")
+    KillsItself("a", log, signal.SIGINT).setServiceParent(app)
+    KillsItself("b", log, signal.SIGINT).setServiceParent(app)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(app, reactor, NullPidFile(), save=False).run()
+    assert ("stop", "a") in log  # the partial start was undone

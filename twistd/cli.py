@@ -63,11 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except usage.UsageError as e:  # a plugin's options
         _fail(str(e))
         return ExitStatus.USAGE
-    except TapsterError as e:
+    except TapsterError as e:  # an error twistd explains (no debugger: the message says it all)
         if config["debug"]:
             _print_traceback()
-            if debugger:
-                post_mortem(e.__traceback__)
         _fail(str(e))
         return ExitStatus.ERROR
     except KeyboardInterrupt:
@@ -181,6 +179,8 @@ def _serve(config: Any, application: Any, source: str, prepared: dict[str, Any],
         if config["profile"]:
             extra += ("cProfile", "profile", "pstats")
         environment.prepare_for_chroot(prepared["reactor"], extra)
+        if not config["no_save"]:
+            _rehearse_save(application)
         environment.enter_chroot(config["chroot"], config["rundir"])
     handler = setup_logging(settings=settings)
     reactor = shared.install(prepared["reactor"])
@@ -213,6 +213,19 @@ def _serve(config: Any, application: Any, source: str, prepared: dict[str, Any],
         return run()
     finally:
         stop_spew()
+
+
+def _rehearse_save(application: Any) -> None:
+    """Serialize once in memory before a chroot, so that the shutdown save finds every module it imports."""
+    import logging
+
+    from core import persist
+
+    try:
+        persist.dumps(application, getattr(application, "persistStyle", None) or persist.DEFAULT_FORMAT,
+                      getattr(application, persist.PASSPHRASE_ATTRIBUTE, None))
+    except Exception as e:  # noqa: BLE001 - the real save at shutdown reports it
+        logging.getLogger("tapster.twistd").debug("rehearsing the shutdown save failed: %s", e)
 
 
 def run() -> None:

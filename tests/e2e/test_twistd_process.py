@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e._e2e import DEADLINE, assert_one_clean_line, command, free_port, nc, run, wait_for, wait_for_port
 from tests.e2e._twistd_helpers import (  # noqa: F401  (daemons is a fixture)
     SLOW_TAC, alive, daemons, free_privileged_port, nogroup, proc_ids, root_only, tac,
@@ -150,12 +152,15 @@ def test_unknown_user_on_the_command_line_fails_before_the_daemon_starts(tmp_pat
 
 
 @root_only
-def test_chroot_runs_the_daemon_inside_the_jail(tmp_path: Path, daemons: list[int]) -> None:
+@pytest.mark.parametrize("build, name", [((), "qotd.tap"), (("-t", "xml", "--passphrase-file", "../pw"), "qotd.etax")])
+def test_chroot_runs_the_daemon_inside_the_jail(tmp_path: Path, daemons: list[int], build: tuple, name: str) -> None:
     jail = tmp_path / "jail"
     (jail / "srv").mkdir(parents=True)
+    (jail / "pw").write_text("jail passphrase\n")
     port = free_port()
-    _build(jail / "srv", port)
-    launched = run("twistd", "--chroot", str(jail), "-d", "/srv", "-f", "qotd.tap", cwd=tmp_path)
+    _build(jail / "srv", port, *build)
+    secret = ("--passphrase-file", str(jail / "pw")) if "--passphrase-file" in build else ()
+    launched = run("twistd", "--chroot", str(jail), "-d", "/srv", *secret, "-f", name, cwd=tmp_path)
     assert launched.returncode == 0, launched.stderr
     pid = int((jail / "srv" / "twistd.pid").read_text())
     daemons.append(pid)
@@ -165,5 +170,6 @@ def test_chroot_runs_the_daemon_inside_the_jail(tmp_path: Path, daemons: list[in
     assert status.returncode == 0 and str(pid) in status.stdout
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not alive(pid), "the daemon to exit", DEADLINE)
-    assert (jail / "srv" / "qotd-shutdown.tap").is_file()  # saved inside the jail, as root
-    assert "saved qotd-shutdown.tap" in (jail / "srv" / "twistd.log").read_text()
+    shutdown = name.replace("qotd.", "qotd-shutdown.")
+    assert (jail / "srv" / shutdown).is_file()  # saved inside the jail, in its format and encryption
+    assert f"saved {shutdown}" in (jail / "srv" / "twistd.log").read_text()

@@ -134,7 +134,10 @@ def ensure_twisted_venv(venv: Path = TWISTED_VENV) -> Path:
 
 
 def run_once(case: Case, index: int) -> None:
-    """Start ``case``, time it to the first accepted connection, stop it and wait until it is gone."""
+    """Start ``case``, time it to the first accepted connection, stop it and wait until it is gone.
+
+    A server that does not start or stop as it should is killed before the error goes up.
+    """
     argv = list(case.argv)
     pidfile = case.cwd / f"run{index}.pid"
     if case.daemon:
@@ -144,6 +147,30 @@ def run_once(case: Case, index: int) -> None:
     start = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=case.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=ENV)
+    try:
+        _time_and_stop(case, proc, start, pidfile)
+    except BaseException:
+        _kill(proc, pidfile if case.daemon else None)
+        raise
+    finally:
+        if proc.stderr is not None:
+            proc.stderr.close()
+    wait_until(lambda: not accepts(case.port), f"port {case.port} to close")
+
+
+def _kill(proc: subprocess.Popen, pidfile: Path | None) -> None:
+    """SIGKILL the launcher and, for a daemon, the pid in its pidfile (never anything else)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if pidfile is not None and pidfile.exists() and pidfile.read_text().strip().isdigit():
+        try:
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _time_and_stop(case: Case, proc: subprocess.Popen, start: float, pidfile: Path) -> None:
     launcher_done: float | None = None
     end = time.monotonic() + DEADLINE
     while True:
@@ -171,9 +198,6 @@ def run_once(case: Case, index: int) -> None:
     else:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=DEADLINE)
-    if proc.stderr is not None:
-        proc.stderr.close()
-    wait_until(lambda: not accepts(case.port), f"port {case.port} to close")
 
 
 def floor_case(python: str, runs: int) -> list[float]:

@@ -112,7 +112,14 @@ class Protocol(BaseProtocol):
     data_received = dataReceived
 
     def eof_received(self) -> bool | None:
-        return None  # let the transport close; connectionLost follows
+        # Twisted's IHalfCloseableProtocol: a protocol with readConnectionLost() is told
+        # that the peer finished sending and keeps the connection open for writing (it
+        # closes it itself). Any other protocol is closed, then hears connectionLost.
+        readConnectionLost = getattr(self, "readConnectionLost", None)
+        if readConnectionLost is None:
+            return None
+        readConnectionLost()
+        return True
 
     def connection_lost(self, exc: BaseException | None) -> None:
         transport = self.transport

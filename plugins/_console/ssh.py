@@ -136,7 +136,9 @@ class _Connection(asyncssh.SSHServer):
             self.console.log(_WARNING, self.peer, "login attempt from an address with %d recent failures: waiting %gs",
                              throttle.failures(self.host), delay)
             await asyncio.sleep(delay)
-        if self.console.credentials.check(username, password):
+        # The slow hash runs in a worker thread so that the server keeps serving meanwhile.
+        check = self.console.credentials.check
+        if await asyncio.get_running_loop().run_in_executor(None, check, username, password):
             throttle.succeeded(self.host)
             self.method = "password"
             return True

@@ -67,6 +67,7 @@ class TelnetShellProtocol(Protocol):
         self.shell: Any = None
         self._timer: Any = None
         self._pending: Any = None
+        self._typeahead: list[Any] = []  # lines typed while the password is being checked
         if not console.admit(self):
             console.log(_WARNING, self.peer, "refused: %d sessions already open (--max-sessions)", len(console.sessions))
             self.state = _CLOSED
@@ -132,10 +133,16 @@ class TelnetShellProtocol(Protocol):
         if echo:
             self._send("".join(echo))
 
+    def readConnectionLost(self) -> None:
+        """The client finished sending (``nc -N``, a pipe): like ^D, but after what it typed ahead."""
+        self._event(EndOfFile())
+
     def _event(self, event: Any) -> None:
         state = self.state
         if isinstance(event, EndOfFile):
-            if state != _CHECKING:
+            if state == _CHECKING:
+                self._typeahead.append(event)
+            else:
                 self.close("bye")
         elif isinstance(event, Interrupt):
             if state == _SHELL:
@@ -150,7 +157,10 @@ class TelnetShellProtocol(Protocol):
                 self._got_password(event.text)
             elif state == _SHELL:
                 self._run(event.text)
-            # while a login is being checked, typed lines are dropped, as login(1) does
+            elif state == _CHECKING:
+                # Typed (or pasted) ahead while the password is checked: run after a
+                # successful login, dropped after a failed one.
+                self._typeahead.append(event)
 
     # -- login --------------------------------------------------------------------------
 
@@ -181,14 +191,43 @@ class TelnetShellProtocol(Protocol):
             self._check(password)
 
     def _check(self, password: str) -> None:
+        """Verify the password off the reactor thread: a slow hash must not stall the server.
+
+        Without a running loop (protocol tests on a Clock) it is checked inline.
+        """
         self._pending = None
         if self.state != _CHECKING:
             return
+        import asyncio
+
+        verify = self.console.credentials.check
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._checked(verify(self.username, password))
+            return
+        future = loop.run_in_executor(None, verify, self.username, password)
+        future.add_done_callback(self._verified)
+
+    def _verified(self, future: Any) -> None:
+        error = future.exception()
+        if error is not None:
+            self.console.log(_WARNING, self.peer, "password check failed: %s", error)
+        self._checked(error is None and bool(future.result()))
+
+    def _checked(self, ok: bool) -> None:
+        if self.state != _CHECKING:  # closed while the hash was being computed
+            return
         console = self.console
-        if console.credentials.check(self.username, password):
+        typeahead, self._typeahead = self._typeahead, []
+        if ok:
             console.throttle.succeeded(self.host)
             console.log(_INFO, self.peer, "%s logged in", self.username)
             self._start_shell()
+            for event in typeahead:
+                if self.state == _CLOSED:
+                    break
+                self._event(event)
             return
         self.failures += 1
         total = console.throttle.failed(self.host)

@@ -481,3 +481,43 @@ def test_subclass_defining_data_received_keeps_it() -> None:
     p = Native()
     p.data_received(b"x")
     assert p.got == b"x"
+
+
+def test_half_closeable_protocol_keeps_writing_after_the_peer_stops_sending() -> None:
+    """Twisted's IHalfCloseableProtocol: readConnectionLost instead of a close on EOF."""
+    import socket as socketlib
+
+    from core._builtin_hooks import _asyncio_reactor
+    from core.protocol import Factory, Protocol
+
+    class Summer(Protocol):
+        total = 0
+
+        def dataReceived(self, data: bytes) -> None:
+            self.total += len(data)
+
+        def readConnectionLost(self) -> None:
+            self.transport.write(b"got %d\n" % self.total)
+            self.transport.loseConnection()
+
+    reactor = _asyncio_reactor()
+    try:
+        port = reactor.listenTCP(0, Factory.forProtocol(Summer), interface="127.0.0.1")
+        result: list[bytes] = []
+
+        def client() -> None:
+            with socketlib.create_connection(("127.0.0.1", port.getHost().port), timeout=5) as s:
+                s.sendall(b"x" * 1000)
+                s.shutdown(socketlib.SHUT_WR)
+                data = b""
+                while chunk := s.recv(100):
+                    data += chunk
+                result.append(data)
+            reactor.callFromThread(reactor.stop)
+
+        reactor.callWhenRunning(lambda: reactor.callInThread(client))
+        reactor.callLater(10, reactor.stop)
+        reactor.run(installSignalHandlers=False)
+        assert result == [b"got 1000\n"]
+    finally:
+        reactor.loop.close()

@@ -326,3 +326,57 @@ def test_a_statement_that_stops_its_own_console_gets_no_prompt_after(factory: Te
     out = s.text()
     assert "bye from inside" in out and not out.endswith(">>> ")
     assert s.closed
+
+
+def test_password_is_checked_off_the_reactor_thread_and_typeahead_runs_after_login(
+    factory: TelnetShellFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a running loop the slow hash goes to a worker thread; lines pasted after the
+    password wait for the verdict and then run, in order."""
+    import asyncio
+    import threading
+
+    from plugins._console.auth import Credentials
+
+    threads: list[str] = []
+    check = Credentials.check
+
+    def recording_check(self: Credentials, username: str, password: str) -> bool:
+        threads.append(threading.current_thread().name)
+        return check(self, username, password)
+
+    monkeypatch.setattr(Credentials, "check", recording_check)
+
+    async def main() -> str:
+        s = Session(factory)
+        s.take()
+        s.send("admin\r\npw\r\n6*7\r\nprint('after')\r\n")
+        deadline = asyncio.get_running_loop().time() + 5
+        seen = ""
+        while "after" not in seen and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.005)
+            seen += s.text()
+        return seen
+
+    out = asyncio.run(main())
+    assert threads and threads[0] != threading.main_thread().name
+    assert "42" in out and out.index("42") < out.index("after")
+
+
+def test_wrong_password_drops_the_typeahead(factory: TelnetShellFactory) -> None:
+    import asyncio
+
+    async def main() -> str:
+        s = Session(factory)
+        s.take()
+        s.send("admin\r\nwrong\r\nimport os\r\n")
+        deadline = asyncio.get_running_loop().time() + 5
+        seen = ""
+        while "login:" not in seen and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.005)
+            seen += s.text()
+        return seen
+
+    out = asyncio.run(main())
+    assert "Login incorrect." in out and out.rstrip().endswith("login:")
+    assert ">>>" not in out

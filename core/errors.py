@@ -70,7 +70,8 @@ class CannotListenError(TapsterError):
         hint = ""
         errno = getattr(self.socketError, "errno", None)
         if errno == 98:  # EADDRINUSE
-            hint = " (another process is listening there: stop it or choose another port)"
+            other = "another port" if self.port not in (None, "") else "another path"
+            hint = f" (another process is listening there: stop it or choose {other})"
         elif errno == 13:  # EACCES
             hint = " (ports below 1024 need root: start as root or choose a port above 1023)"
         elif errno == 99:  # EADDRNOTAVAIL
@@ -98,7 +99,7 @@ class ConnectError(TapsterError):
         self.string = string
 
     def __str__(self) -> str:
-        text = type(self).__doc__.strip().splitlines()[0] if type(self).__doc__ else "connect error"
+        text = type(self).__doc__.strip().splitlines()[0].rstrip(".") if type(self).__doc__ else "connect error"
         extra = ": ".join(str(x) for x in (self.osError, self.string) if x)
         return f"{text}: {extra}" if extra else text
 

@@ -97,6 +97,7 @@ class Runner:
             self.reactor.addSystemEventTrigger("after", "shutdown", self._save_on_shutdown)
             self.reactor.callWhenRunning(self._install_signals)
             _log.info("%s started", app.name)
+            self.reactor.callWhenRunning(self._announce, "tapster_twistd_started")
             if self.on_started is not None:
                 self.reactor.callWhenRunning(self.on_started)
             self.reactor.run(installSignalHandlers=False)
@@ -178,7 +179,17 @@ class Runner:
 
     # -- shutdown ------------------------------------------------------------
 
+    def _announce(self, hook: str) -> None:
+        """Call a twistd lifecycle hook (core.hookspecs); a failing hook is logged, never fatal."""
+        from core.plugin import get_plugin_manager
+
+        try:
+            getattr(get_plugin_manager().hook, hook)(application=self.application)
+        except Exception:
+            _log.exception("a %s hook failed", hook)
+
     async def _stop_services(self) -> None:
+        self._announce("tapster_twistd_stopping")
         result = self.application.stopService()
         if result is None:
             return

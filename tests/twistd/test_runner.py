@@ -210,3 +210,35 @@ def test_second_sigint_during_start_up_aborts_it(tmp_path: Path, monkeypatch, re
     with pytest.raises(KeyboardInterrupt):
         Runner(app, reactor, NullPidFile(), save=False).run()
     assert ("stop", "a") in log  # the partial start was undone
+
+
+def test_lifecycle_hooks_are_called_with_the_application(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         reactor) -> None:
+    """tapster_twistd_started once the reactor runs, tapster_twistd_stopping when shutdown begins."""
+    from core.hookspecs import hookimpl
+    from core.plugin import get_plugin_manager
+
+    monkeypatch.chdir(tmp_path)
+    calls: list[tuple[str, str]] = []
+
+    class Hooks:
+        @hookimpl
+        def tapster_twistd_started(self, application):
+            calls.append(("started", application.name))
+
+        @hookimpl
+        def tapster_twistd_stopping(self, application):
+            calls.append(("stopping", application.name))
+            raise RuntimeError("a broken hook must not stop the shutdown")
+
+    hooks = Hooks()
+    pm = get_plugin_manager()
+    pm.register(hooks)
+    try:
+        app = Application("hooked")
+        reactor.callWhenRunning(reactor.callLater, 0, reactor.stop)
+        assert Runner(app, reactor, NullPidFile(), save=True).run() == ExitStatus.OK
+    finally:
+        pm.unregister(hooks)
+    assert calls == [("started", "hooked"), ("stopping", "hooked")]
+    assert (tmp_path / "hooked-shutdown.tap").is_file()

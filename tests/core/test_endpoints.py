@@ -18,8 +18,9 @@ from core import endpoints
 from core import internet
 from core.endpoints import EndpointError, describe, parse
 from core.errors import TapsterError
-from core.protocol import ClientFactory, Factory, Protocol
+from core.protocol import Factory, Protocol
 from core.ssl import DefaultOpenSSLContextFactory
+from tests.core._clients import CollectingFactory, Collector  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -441,27 +442,6 @@ def test_ssl_service_with_missing_key_fails_at_start_naming_it(shared_reactor, t
 
 
 # -- serverFromString / clientFromString -------------------------------------------------------
-
-
-class Collector(Protocol):
-    def dataReceived(self, data):
-        self.factory.received += data
-
-    def connectionLost(self, reason):
-        self.factory.done = True
-
-
-class CollectingFactory(ClientFactory):
-    protocol = Collector
-
-    def __init__(self):
-        self.received = b""
-        self.done = False
-        self.failure = None
-
-    def clientConnectionFailed(self, connector, reason):
-        self.failure = reason
-        self.done = True
 
 
 def test_server_endpoint_listen_returns_the_bound_port(shared_reactor, run_until):

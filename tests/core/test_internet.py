@@ -48,16 +48,10 @@ from tests.core.test_reactor import (  # the shared harness: one fresh reactor p
     UDPRec,
     _unresponsive_listener,
     drain,
+    env,  # noqa: F401 - a fixture: a fresh reactor per test, on asyncio and on uvloop
     make_reactor,
     sockdir,  # noqa: F401 - a fixture
 )
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def env(request):
-    e = Env(make_reactor(request.param))
-    yield e
-    e.close()
 
 
 @pytest.fixture

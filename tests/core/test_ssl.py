@@ -11,7 +11,8 @@ import pytest
 
 from core import ssl as tssl
 from core.errors import TapsterError
-from core.protocol import ClientFactory, Factory, Protocol
+from core.protocol import Factory, Protocol
+from tests.core._clients import CollectingFactory, Collector  # noqa: F401
 
 
 def test_public_names_are_exported():
@@ -188,27 +189,6 @@ class Greeter(Protocol):
     def connectionMade(self):
         self.transport.write(b"hello over tls\r\n")
         self.transport.loseConnection()
-
-
-class Collector(Protocol):
-    def dataReceived(self, data):
-        self.factory.received += data
-
-    def connectionLost(self, reason):
-        self.factory.done = True
-
-
-class CollectingFactory(ClientFactory):
-    protocol = Collector
-
-    def __init__(self):
-        self.received = b""
-        self.done = False
-        self.failure = None
-
-    def clientConnectionFailed(self, connector, reason):
-        self.failure = reason
-        self.done = True
 
 
 def test_verified_client_talks_to_server(tmp_path, self_signed, shared_reactor, run_until):

@@ -41,8 +41,8 @@ PACKAGE = "bench_plugins"
 PLUGIN_SOURCE = '''\
 """Generated benchmark plugin {index}."""
 
-from core import usage
-from core.protocol import Factory, Protocol
+from tapster.core import usage
+from tapster.core.protocol import Factory, Protocol
 
 description = "Benchmark plugin number {index}: answers and hangs up."
 
@@ -59,7 +59,7 @@ class Options(usage.Options):
 
 
 def makeService(config):
-    from core import endpoints
+    from tapster.core import endpoints
 
     return endpoints.service(config["port"], Factory.forProtocol(Answer))
 '''

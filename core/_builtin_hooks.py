@@ -1,6 +1,6 @@
-"""tapster's own implementations of the hooks in :mod:`core.hookspecs`.
+"""tapster's own implementations of the hooks in :mod:`tapster.core.hookspecs`.
 
-Registered by :func:`core.plugin.get_plugin_manager` exactly like a third-party
+Registered by :func:`tapster.core.plugin.get_plugin_manager` exactly like a third-party
 hook module, so built-ins take no shortcut.
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from core.hookspecs import FormatSpec, ReactorSpec, hookimpl
+from tapster.core.hookspecs import FormatSpec, ReactorSpec, hookimpl
 
 
 def _asyncio_reactor() -> Any:
     import asyncio
 
-    from core._reactor import AsyncioReactor
+    from tapster.core._reactor.loop import AsyncioReactor
 
     return AsyncioReactor(asyncio.new_event_loop(), name="asyncio")
 
@@ -23,7 +23,7 @@ def _asyncio_reactor() -> Any:
 def _uvloop_reactor() -> Any:
     import uvloop
 
-    from core._reactor import AsyncioReactor
+    from tapster.core._reactor.loop import AsyncioReactor
 
     return AsyncioReactor(uvloop.new_event_loop(), name="uvloop")
 
@@ -36,22 +36,6 @@ def tapster_reactors() -> list[ReactorSpec]:
     if importlib.util.find_spec("uvloop") is not None:
         specs.append(ReactorSpec("uvloop", "uvloop, asyncio on libuv (the default: faster)", _uvloop_reactor))
     return specs
-
-
-#: The built-in formats: (name, extension, module, description, safe). Each module also
-#: defines the same ``SPEC`` (a test keeps the two in step); listing them here lets
-#: ``twistd -f app.tap`` import the pickle format alone instead of all four (the XML
-#: and YAML modules and PyYAML cost tens of milliseconds at start-up).
-_FORMATS: tuple[tuple[str, str, str, str, bool], ...] = (
-    ("pickle", "tap", "core._pickle_format",
-     "Python pickle: fastest; loading runs code, so load trusted files only", False),
-    ("yaml", "yaml", "core._yaml_format",
-     "YAML recipe: plugin names and options, rebuilt by calling each plugin; hand-editable, safe to load", True),
-    ("xml", "tax", "core._xml_format",
-     "XML: readable; loading runs no code (classes only from tapster's core and installed plugins)", True),
-    ("source", "tas", "core._source_format",
-     "Python source: readable and diffable, rebuilds the application when run; runs code (trusted files only)", False),
-)
 
 
 def _deferred(module: str, function: str) -> Any:
@@ -68,13 +52,45 @@ def _deferred(module: str, function: str) -> Any:
 
 @functools.lru_cache(maxsize=1)
 def _format_specs() -> tuple[FormatSpec, ...]:
+    from tapster.core._persist.formats import BUILTIN_FORMATS
+
     return tuple(
         FormatSpec(name, extension, description, _deferred(module, "dump"), _deferred(module, "load"),
                    _deferred(module, "sniff"), safe)
-        for name, extension, module, description, safe in _FORMATS
+        for name, extension, module, description, safe in BUILTIN_FORMATS
     )
 
 
 @hookimpl
 def tapster_formats() -> list[FormatSpec]:
     return list(_format_specs())
+
+
+#: tapster's own classes that may appear in an application file from a stranger: the parts
+#: of a service tree. Written out one by one on purpose: a new class of core is not safe to
+#: name until someone has looked at what rebuilding it from a stranger's state can do.
+#: Functions of core are deliberately absent (``persist.save``, ``atomic_write``... are
+#: capabilities, and a service that calls a stored callable must not be handed them).
+CORE_SAFE_NAMES: tuple[str, ...] = tuple(
+    f"tapster.core.{module}.{name}"
+    for module, names in (
+        ("service", "Service MultiService Process Application"),
+        ("internet", "TCPServer TCPClient UNIXServer UNIXClient SSLServer SSLClient UDPServer "
+                     "UNIXDatagramServer UNIXDatagramClient MulticastServer TimerService"),
+        ("protocol", "BaseProtocol Protocol Factory ServerFactory ClientFactory ReconnectingClientFactory "
+                     "DatagramProtocol ConnectedDatagramProtocol"),
+        ("basic", "LineOnlyReceiver LineReceiver NetstringReceiver IntNStringReceiver Int32StringReceiver "
+                  "Int16StringReceiver Int8StringReceiver"),
+        ("endpoints", "TCP4ServerEndpoint TCP6ServerEndpoint UNIXServerEndpoint SSL4ServerEndpoint "
+                      "TCP4ClientEndpoint SSL4ClientEndpoint UNIXClientEndpoint"),
+        ("address", "IPv4Address IPv6Address UNIXAddress"),
+        ("ssl", "DefaultOpenSSLContextFactory ClientContextFactory"),
+        ("task", "LoopingCall"),
+    )
+    for name in names.split()
+)
+
+
+@hookimpl
+def tapster_safe_names() -> list[object]:
+    return list(CORE_SAFE_NAMES)

@@ -24,7 +24,7 @@ line per chunk:
 * length-prefixed payloads that arrive in many pieces are collected in a list
   and joined once when complete, instead of re-concatenating a growing buffer.
 
-Like :mod:`core.protocol`, this module imports neither asyncio nor socket.
+Like :mod:`tapster.core.protocol`, this module imports neither asyncio nor socket.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import logging
 import struct
 from typing import Any, ClassVar, Iterator
 
-from core.protocol import Protocol
+from tapster.core.protocol import Protocol
 
 __all__ = [
     "LineOnlyReceiver",

@@ -51,7 +51,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Callable
 
-from core.errors import TapsterError
+from tapster.core.errors import TapsterError
 
 __all__ = [
     "EndpointError",
@@ -259,7 +259,7 @@ def _required(description: str, values: dict[str, str], name: str, what: str, ex
 def _sslmethod(description: str, value: str | None) -> str | None:
     if value is None:
         return None
-    from core.ssl import check_sslmethod
+    from tapster.core.ssl import check_sslmethod
 
     try:
         return check_sslmethod(value)
@@ -390,14 +390,14 @@ def _parsed(description: Any) -> Parsed:
 def service(description: Any, factory: Any, reactor: Any = None) -> Any:
     """The service for a server description, not started: Twisted's ``strports.service``.
 
-    ``tcp``/``tcp6`` give a :class:`core.internet.TCPServer` (IPv6 when the
+    ``tcp``/``tcp6`` give a :class:`tapster.core.internet.TCPServer` (IPv6 when the
     interface is an IPv6 address), ``unix`` a ``UNIXServer``, ``ssl`` an
     ``SSLServer`` holding a picklable
-    :class:`core.ssl.DefaultOpenSSLContextFactory`. ``description`` may also
+    :class:`tapster.core.ssl.DefaultOpenSSLContextFactory`. ``description`` may also
     be what :func:`parse` returned. ``reactor`` (default: the shared one when
     the service starts) is set on the service.
     """
-    from core import internet
+    from tapster.core import internet
 
     kind, args, kw = _parsed(description)
     svc: Any
@@ -406,7 +406,7 @@ def service(description: Any, factory: Any, reactor: Any = None) -> Any:
     elif kind == "unix":
         svc = internet.UNIXServer(args[0], factory, backlog=kw["backlog"], mode=kw["mode"], wantPID=kw["wantPID"])
     else:
-        from core.ssl import DefaultOpenSSLContextFactory
+        from tapster.core.ssl import DefaultOpenSSLContextFactory
 
         cf = DefaultOpenSSLContextFactory(kw["privateKey"], kw["certKey"], sslmethod=kw["sslmethod"])
         svc = internet.SSLServer(args[0], factory, cf, backlog=kw["backlog"], interface=kw["interface"])
@@ -457,7 +457,7 @@ def _arguments(svc: Any, names: tuple[str, ...], defaults: dict[str, Any]) -> di
 
 
 def _describe_service(svc: Any) -> str:
-    from core import internet
+    from tapster.core import internet
 
     if isinstance(svc, internet.TCPServer):
         a = _arguments(svc, ("port", "factory", "backlog", "interface"), {"backlog": _DEFAULT_BACKLOG, "interface": ""})
@@ -503,7 +503,7 @@ def describe(service_or_description: Any) -> str:
 
     Accepts a description string (or port number), what :func:`parse`
     returned, or a TCP/UNIX/SSL server or client service from
-    :mod:`core.internet`. Default values are left out, so the result is the
+    :mod:`tapster.core.internet`. Default values are left out, so the result is the
     shortest string that :func:`parse` (or :func:`clientFromString`, for a
     client service) turns back into the same thing.
     """
@@ -518,7 +518,7 @@ def describe(service_or_description: Any) -> str:
 def _reactor(reactor: Any) -> Any:
     if reactor is not None:
         return reactor
-    from core import reactor as shared
+    from tapster.core import reactor as shared
 
     return shared.getReactor()
 
@@ -594,7 +594,7 @@ def serverFromString(reactor: Any, description: str) -> _ServerEndpoint:
         return TCP6ServerEndpoint(reactor, args[0], kw["backlog"], kw["interface"])
     if kind == "unix":
         return UNIXServerEndpoint(reactor, args[0], kw["backlog"], kw["mode"], kw["wantPID"])
-    from core.ssl import DefaultOpenSSLContextFactory
+    from tapster.core.ssl import DefaultOpenSSLContextFactory
 
     cf = DefaultOpenSSLContextFactory(kw["privateKey"], kw["certKey"], sslmethod=kw["sslmethod"])
     return SSL4ServerEndpoint(reactor, args[0], cf, kw["backlog"], kw["interface"])
@@ -704,7 +704,7 @@ def clientFromString(reactor: Any, description: str) -> _ClientEndpoint:
         return UNIXClientEndpoint(reactor, kw["path"], kw["timeout"], kw["checkPID"])
     if kind == "tcp":
         return TCP4ClientEndpoint(reactor, kw["host"], kw["port"], kw["timeout"], kw["bindAddress"])
-    from core.ssl import ClientContextFactory
+    from tapster.core.ssl import ClientContextFactory
 
     cf = ClientContextFactory(hostname=kw["host"], trustRoot=kw["trustRoot"], privateKey=kw["privateKey"],
                               certKey=kw["certKey"], sslmethod=kw["sslmethod"])

@@ -18,7 +18,9 @@ The hierarchy, drawn once here so that callers know what to catch::
     ├── AlreadyCalled / AlreadyCancelled   misuse of a DelayedCall
     ├── PersistError                  a saved application cannot be written or read
     │   └── BadPassphrase             wrong passphrase for an encrypted file
-    └── PluginError                   a plugin cannot be found or loaded
+    ├── PassphraseError               no usable passphrase (empty, the two entries differ, unreadable file)
+    └── PluginError                   a plugin cannot be loaded or is broken
+        └── UnknownPluginError        no installed plugin has that name (a usage error)
 
 Command-line front ends (mktap, twistd) turn ``TapsterError`` into one line on
 stderr; anything else is a bug and keeps its traceback under ``--debug``.
@@ -45,6 +47,8 @@ __all__ = [
     "PersistError",
     "BadPassphrase",
     "PluginError",
+    "UnknownPluginError",
+    "PassphraseError",
 ]
 
 
@@ -169,3 +173,11 @@ class BadPassphrase(PersistError):
 
 class PluginError(TapsterError):
     """A plugin could not be found or loaded."""
+
+
+class UnknownPluginError(PluginError):
+    """No installed plugin has the name asked for: the command line is wrong, not the plugin."""
+
+
+class PassphraseError(TapsterError):
+    """No usable passphrase: the two entries differ, it is empty, or its file cannot be read."""

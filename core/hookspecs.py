@@ -9,7 +9,7 @@ through these hooks. A pip package extends tapster by exposing a module with
     myformat = "mypackage.tapster_hooks"
 
 Hook implementations of tapster's own built-ins live in
-:mod:`core._builtin_hooks` and are registered the same way.
+:mod:`tapster.core._builtin_hooks` and are registered the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:
-    from core.service import Application
+    from tapster.core.service import Application
 
 __all__ = ["hookspec", "hookimpl", "ReactorSpec", "FormatSpec", "PROJECT"]
 
@@ -36,7 +36,7 @@ class ReactorSpec:
     """A reactor a user can choose with ``twistd --reactor NAME``.
 
     ``factory()`` creates the reactor (an object with the interface of
-    :class:`core._reactor.AsyncioReactor`); it is called once per process.
+    :class:`tapster.core._reactor.AsyncioReactor`); it is called once per process.
     """
 
     name: str
@@ -78,6 +78,18 @@ def tapster_formats() -> list[FormatSpec]:
 
     Called when mktap saves or twistd loads an application. The built-in
     ``pickle`` format is itself provided through this hook.
+    """
+
+
+@hookspec
+def tapster_safe_names() -> list[object]:
+    """Return the classes and functions (or their dotted paths) a safe format may name.
+
+    A file from a stranger (XML) can name only what some owner declared here
+    or in a plugin module's ``safeNames``: things that are inert parts of an
+    application (services, factories, protocols, plain values). Never declare
+    a callable whose purpose is to run code, write files or start processes.
+    Called when a safe file is loaded or saved.
     """
 
 

@@ -21,7 +21,7 @@ MulticastServer     listenMulticast(port, protocol, interface, maxPacketSize, li
 TimerService        a LoopingCall of ``callable`` every ``step`` seconds
 ==================  ============================================
 
-Set ``service.reactor`` to a :class:`core.testing.MemoryReactor` to test
+Set ``service.reactor`` to a :class:`tapster.core.testing.MemoryReactor` to test
 without sockets; ``None`` (the default) means the shared reactor.
 """
 
@@ -30,8 +30,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core.service import Service
-from core.task import LoopingCall
+from tapster.core.service import Service
+from tapster.core.task import LoopingCall
 
 __all__ = [
     "TCPServer",
@@ -53,7 +53,7 @@ _log = logging.getLogger("tapster.internet")
 def _reactor_of(service: Any) -> Any:
     if service.reactor is not None:
         return service.reactor
-    from core import reactor
+    from tapster.core import reactor
 
     return reactor.getReactor()
 

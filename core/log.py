@@ -17,7 +17,7 @@ import logging
 import sys
 from typing import Any
 
-from core.failure import Failure
+from tapster.core.failure import Failure
 
 __all__ = ["msg", "err", "Logger", "getLogger", "ROOT"]
 

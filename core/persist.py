@@ -5,12 +5,12 @@ never touches the disk), written to a temporary file in the target's
 directory, flushed and fsynced, then renamed over the target. A crash at any
 point leaves either the old file or the new one, never half of one.
 
-Any format can be encrypted with a passphrase (:mod:`core._crypto`): the file
+Any format can be encrypted with a passphrase (:mod:`tapster.core._persist.crypto`): the file
 then starts with a ``TAPSTER-ENCRYPTED`` header naming its inner format, and
 its conventional name puts an ``e`` before the extension (``.etap``,
 ``.etax``, ``.etas``, ``.eyaml``). A loaded encrypted application remembers
 its passphrase in memory only (``_v_passphrase``, which is never saved), so
-that :meth:`core.service.Application.save` and twistd's shutdown save write it
+that :meth:`tapster.core.service.Application.save` and twistd's shutdown save write it
 back encrypted.
 """
 
@@ -20,10 +20,10 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
-from core.errors import PersistError
+from tapster.core.errors import PersistError
 
 if TYPE_CHECKING:
-    from core.hookspecs import FormatSpec
+    from tapster.core.hookspecs import FormatSpec
 
 __all__ = [
     "save",
@@ -37,6 +37,9 @@ __all__ = [
     "named_format",
     "extension_for",
     "DEFAULT_FORMAT",
+    "instance",
+    "setstate",
+    "runs_code",
 ]
 
 DEFAULT_FORMAT = "pickle"
@@ -48,7 +51,7 @@ PASSPHRASE_ATTRIBUTE = "_v_passphrase"
 
 
 def _formats() -> dict[str, "FormatSpec"]:
-    from core.plugin import format_specs
+    from tapster.core.plugin import format_specs
 
     return format_specs()
 
@@ -96,7 +99,7 @@ def extension_for(spec: "FormatSpec", encrypted: bool = False) -> str:
 
 def is_encrypted(filename: str) -> bool:
     """Whether ``filename`` holds an encrypted application (by its header; False if unreadable)."""
-    from core import _crypto
+    from tapster.core._persist import crypto as _crypto
 
     try:
         with open(filename, "rb") as f:
@@ -104,6 +107,39 @@ def is_encrypted(filename: str) -> bool:
     except OSError:
         return False
     return _crypto.is_encrypted(head)
+
+
+def runs_code(filename: str, kind: str | None = None) -> bool:
+    """Whether loading ``filename`` (as ``kind``, else as its name or content says) may run its code.
+
+    False only when the format is known to be safe: forced by ``kind``, named
+    by the extension, named by an encrypted file's header, or recognised from
+    the first bytes. Anything unknown or unreadable counts as running code,
+    so a caller that lowers its guard on False (twistd keeps the run directory
+    off ``sys.path``) errs on the safe side.
+    """
+    if kind is not None:
+        return not format_for(kind).safe
+    named, _ = named_format(filename)
+    if named is not None:
+        return not named.safe
+    try:
+        with open(filename, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError:
+        return True
+    from tapster.core._persist import crypto as _crypto
+
+    if _crypto.is_encrypted(head):
+        try:
+            inner = _crypto.read_header(head, filename)[0].format
+            return not format_for(inner).safe
+        except PersistError:
+            return True
+    try:
+        return not sniff(head, filename).safe
+    except PersistError:
+        return True
 
 
 def atomic_write(filename: str, data: bytes) -> None:
@@ -155,7 +191,7 @@ def dumps(app: Any, kind: str | None = None, passphrase: str | bytes | None = No
     spec = format_for(kind)
     data = spec.dump(app)
     if passphrase is not None:
-        from core import _crypto
+        from tapster.core._persist import crypto as _crypto
 
         data = _crypto.encrypt(data, passphrase, spec.name)
     return data
@@ -229,7 +265,7 @@ def load(filename: str, kind: str | None = None, passphrase: str | bytes | None 
 
     An encrypted file needs ``passphrase``; it is authenticated before a
     single byte is unpickled or parsed, and a wrong passphrase raises
-    :class:`core.errors.BadPassphrase`. The loaded application keeps the
+    :class:`tapster.core.errors.BadPassphrase`. The loaded application keeps the
     passphrase in memory so that saving it again encrypts it again.
     """
     try:
@@ -243,7 +279,7 @@ def load(filename: str, kind: str | None = None, passphrase: str | bytes | None 
         raise PersistError(f"cannot read {filename}: {e.strerror}") from e
     if not data:
         raise PersistError(f"{filename} is empty; rebuild it with mktap")
-    from core import _crypto
+    from tapster.core._persist import crypto as _crypto
 
     if _crypto.is_encrypted(data):
         if passphrase is None:
@@ -254,9 +290,32 @@ def load(filename: str, kind: str | None = None, passphrase: str | bytes | None 
         passphrase = None
         spec = format_for(kind) if kind is not None else sniff(data[:_SNIFF_BYTES], filename)
     app = spec.load(data, filename)
-    from core.service import IService
+    from tapster.core.service import IService
 
     if IService(app, None) is None:
         raise PersistError(f"{filename} holds a {type(app).__name__}, not an application; rebuild it with mktap")
     _remember(app, spec.name, passphrase)
     return app
+
+
+# -- what generated .tas files call (public: a .tas file imports them) ------------------
+
+
+def instance(cls: type, state: Any = None, *, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+             listitems: list[Any] | None = None, dictitems: list[tuple[Any, Any]] | None = None) -> Any:
+    """A new ``cls`` made without calling ``__init__`` (``cls.__new__(cls, *args, **kwargs)``), with ``state``.
+
+    ``state`` is restored as pickle restores it: by the object's
+    ``__setstate__`` if it has one, else into its ``__dict__`` (a
+    ``(dict, slots)`` pair also sets slots).
+    """
+    obj = cls.__new__(cls, *args, **(kwargs or {}))
+    return setstate(obj, state, listitems=listitems, dictitems=dictitems)
+
+
+def setstate(obj: Any, state: Any = None, *, listitems: list[Any] | None = None,
+             dictitems: list[tuple[Any, Any]] | None = None) -> Any:
+    """Append ``listitems``, set ``dictitems``, then restore ``state`` (see :func:`instance`); returns ``obj``."""
+    from tapster.core._persist.walker import apply_state
+
+    return apply_state(obj, state, listitems, dictitems)

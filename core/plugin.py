@@ -8,7 +8,7 @@ Two mechanisms, on purpose:
   when a listing needs its description. One plugin that fails to import never
   breaks the others.
 * **Hooks** (formats, reactors, twistd lifecycle) go through pluggy, declared
-  in :mod:`core.hookspecs`; third-party hook modules register under the entry
+  in :mod:`tapster.core.hookspecs`; third-party hook modules register under the entry
   point group ``tapster.hooks``.
 """
 
@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from core.errors import PluginError
+from tapster.core._assembly import RECIPE_ATTRIBUTE, Reporter, attach, build_application, make_service, recipe_for
+from tapster.core.errors import PluginError, UnknownPluginError
 
 if TYPE_CHECKING:
     import pluggy
 
-    from core.hookspecs import FormatSpec, ReactorSpec
+    from tapster.core.hookspecs import FormatSpec, ReactorSpec
 
 __all__ = [
     "PLUGIN_GROUP",
@@ -40,6 +41,13 @@ __all__ = [
     "get_plugin_manager",
     "reactor_specs",
     "format_specs",
+    # building applications from plugins (implemented in tapster.core._assembly)
+    "make_service",
+    "build_application",
+    "attach",
+    "recipe_for",
+    "Reporter",
+    "RECIPE_ATTRIBUTE",
 ]
 
 PLUGIN_GROUP = "mktap.plugins"
@@ -141,7 +149,7 @@ def find_plugin(name: str) -> PluginEntry:
     close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     known = ", ".join(entries) or "none installed"
-    raise PluginError(f"unknown plugin {name!r}{hint} (installed: {known})")
+    raise UnknownPluginError(f"unknown plugin {name!r}{hint} (installed: {known})")
 
 
 def load_plugin(name: str) -> ServiceMaker:
@@ -175,7 +183,7 @@ def get_plugin_manager() -> "pluggy.PluginManager":
     """The process-wide pluggy manager with tapster's hookspecs and every hook module."""
     import pluggy
 
-    from core import _builtin_hooks, hookspecs
+    from tapster.core import _builtin_hooks, hookspecs
 
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)

@@ -32,9 +32,9 @@ import logging
 import random
 from typing import Any, Callable
 
-from core._transport import Transport, attach
-from core.errors import ConnectionDone, ConnectionLost
-from core.failure import Failure
+from tapster.core._reactor.transport import Transport, attach
+from tapster.core.errors import ConnectionDone, ConnectionLost
+from tapster.core.failure import Failure
 
 __all__ = [
     "BaseProtocol",
@@ -275,7 +275,7 @@ class ReconnectingClientFactory(ClientFactory):
 
         clock = self.clock
         if clock is None:
-            from core import reactor as clock  # the shared reactor
+            from tapster.core import reactor as clock  # the shared reactor
         self._callID = clock.callLater(self.delay, reconnector)
 
     def stopTrying(self) -> None:

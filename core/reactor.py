@@ -2,7 +2,7 @@
 
 Use it the way Twisted code does::
 
-    from core import reactor
+    from tapster.core import reactor
     reactor.listenTCP(8007, factory)
     reactor.callLater(5, reactor.stop)
     reactor.run()
@@ -11,7 +11,7 @@ This module is a proxy: attribute access (``reactor.listenTCP``) goes to the
 installed reactor, installing the default one on first use. ``install(name)``
 picks one explicitly and must come first; ``twistd --reactor`` calls it.
 Reactors are provided through the ``tapster_reactors`` hook (see
-:mod:`core.hookspecs`), so a pip package can add one.
+:mod:`tapster.core.hookspecs`), so a pip package can add one.
 
 Importing this module is cheap: asyncio is imported only when a reactor is
 installed.
@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ReactorAlreadyInstalledError, TapsterError
+from tapster.core.errors import ReactorAlreadyInstalledError, TapsterError
 
 if TYPE_CHECKING:
-    from core._reactor import AsyncioReactor
+    from tapster.core._reactor.loop import AsyncioReactor
 
 __all__ = ["install", "installed", "getReactor", "availableReactors", "defaultReactorName"]
 
@@ -33,7 +33,7 @@ _reactor: "AsyncioReactor | None" = None
 
 def availableReactors() -> dict[str, Any]:
     """Name → ReactorSpec of every reactor the hooks provide (built-in and from plugins)."""
-    from core.plugin import reactor_specs
+    from tapster.core.plugin import reactor_specs
 
     return reactor_specs()
 

@@ -308,13 +308,13 @@ class Application(MultiService, Process):
         Returns the path written. Safe to call while the application runs:
         what is process-specific is left out of the file.
         """
-        from core import persist
+        from tapster.core import persist
 
         return persist.saveApplication(self, tag=tag, filename=filename)
 
 
 def loadApplication(filename: str, kind: str | None = None) -> Application:
     """Load a saved application (format recognised by content when ``kind`` is None)."""
-    from core import persist
+    from tapster.core import persist
 
     return persist.load(filename, kind=kind)

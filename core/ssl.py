@@ -5,7 +5,7 @@ carry one anyway: the certificate may be renewed between ``mktap`` and
 ``twistd``. So, as in Twisted, services hold a *context factory* that
 remembers file names and builds the context when the port opens::
 
-    from core import internet, ssl
+    from tapster.core import internet, ssl
     cf = ssl.DefaultOpenSSLContextFactory("server.key", "server.crt")
     internet.SSLServer(443, factory, cf).setServiceParent(application)
 
@@ -25,7 +25,7 @@ import os
 import ssl as _ssl
 from typing import Any
 
-from core.errors import TapsterError
+from tapster.core.errors import TapsterError
 
 __all__ = [
     "TLSContextError",
@@ -56,7 +56,7 @@ _INSECURE_METHODS = ("SSLv2_METHOD", "SSLv3_METHOD", "TLSv1_METHOD", "TLSv1_1_ME
 def check_sslmethod(sslmethod: str | None) -> str | None:
     """Return ``sslmethod`` if tapster knows it, else raise ValueError saying what to use.
 
-    Shared with :mod:`core.endpoints`, which validates ``sslmethod=`` while
+    Shared with :mod:`tapster.core.endpoints`, which validates ``sslmethod=`` while
     parsing so that a typo is reported by ``mktap``, not at ``twistd`` start.
     """
     if sslmethod is None or sslmethod in SSL_METHODS:

@@ -17,7 +17,7 @@ class LoopingCall:
     Runs are aligned on the start time; intervals missed because a call took
     too long are skipped, not queued. If ``f`` returns an awaitable, the next
     run waits for it. An exception stops the loop and is logged. ``clock`` is
-    the shared reactor unless set (tests set a ``core.testing.Clock``).
+    the shared reactor unless set (tests set a ``tapster.core.testing.Clock``).
     """
 
     def __init__(self, f: Callable[..., Any], *a: Any, **kw: Any) -> None:
@@ -34,7 +34,7 @@ class LoopingCall:
 
     def _clock(self) -> Any:
         if self.clock is None:
-            from core import reactor
+            from tapster.core import reactor
 
             self.clock = reactor.getReactor()
         return self.clock

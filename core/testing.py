@@ -2,7 +2,7 @@
 
 The pattern for a protocol::
 
-    from core.testing import StringTransport
+    from tapster.core.testing import StringTransport
 
     proto = factory.buildProtocol(addr)
     tr = StringTransport()
@@ -28,16 +28,16 @@ from __future__ import annotations
 from io import BytesIO
 from typing import Any, Callable, Iterable
 
-from core._delayedcall import DelayedCall
-from core.address import IPv4Address, IPv6Address, UNIXAddress
-from core.errors import (
+from tapster.core._reactor.delayedcall import DelayedCall
+from tapster.core.address import IPv4Address, IPv6Address, UNIXAddress
+from tapster.core.errors import (
     ConnectError,
     ConnectionDone,
     ConnectionLost,
     ReactorAlreadyRunning,
     ReactorNotRunning,
 )
-from core.failure import Failure
+from tapster.core.failure import Failure
 
 __all__ = [
     "StringTransport",
@@ -194,8 +194,8 @@ class StringTransportWithDisconnection(StringTransport):
     """A :class:`StringTransport` whose closing reaches the protocol, as a real one does.
 
     Set ``transport.protocol`` first. The first ``loseConnection()`` calls
-    ``protocol.connectionLost`` with a :class:`~core.errors.ConnectionDone`
-    failure, ``abortConnection()`` with :class:`~core.errors.ConnectionLost`;
+    ``protocol.connectionLost`` with a :class:`~tapster.core.errors.ConnectionDone`
+    failure, ``abortConnection()`` with :class:`~tapster.core.errors.ConnectionLost`;
     later calls do nothing. A registered producer is stopped and unregistered
     first, as the real transport does.
     """

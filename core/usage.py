@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import sys
 
-from core.errors import TapsterError
+from tapster.core.errors import TapsterError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs ~10 ms at start-up
@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # annotations only: importing typing costs ~10 ms at start-up
 __all__ = [
     "UsageError",
     "Options",
+    "OptionSpec",
     "CoerceParameter",
     "portCoerce",
     "flagFunction",
@@ -176,8 +177,14 @@ def flagFunction(method: Callable[..., Any], name: str | None = None) -> bool:
     return count == 0
 
 
-class _Opt:
-    """One option as the parser sees it. Plain data, rebuilt from the class, never pickled."""
+class OptionSpec:
+    """One option as the parser sees it. Plain data, rebuilt from the class, never pickled.
+
+    Public so that tools working from an Options class (YAML recipes, shell
+    completion, documentation generators) read the same table the parser uses:
+    see :meth:`Options.optionSpecs`, :meth:`Options.findOption`,
+    :meth:`Options.lookupOption` and :meth:`Options.scanArguments`.
+    """
 
     __slots__ = ("key", "long", "short", "takesArg", "kind", "doc", "default", "coerce", "method", "aliases", "declared")
 
@@ -283,12 +290,12 @@ class Options(dict):  # type: ignore[type-arg]
         """Derive the parse tables and Twisted's public attributes from the class."""
         cls = type(self)
         mro = list(reversed(cls.__mro__))
-        specs: dict[str, _Opt] = {}
+        specs: dict[str, OptionSpec] = {}
         for klass in mro:
             for long, short, doc in _entries(klass, "optFlags", 3):
-                specs[_norm(long)] = _Opt(long, long, short, False, "flag", doc, False)
+                specs[_norm(long)] = OptionSpec(long, long, short, False, "flag", doc, False)
             for long, short, default, doc, coerce in _entries(klass, "optParameters", 5):
-                specs[_norm(long)] = _Opt(long, long, short, True, "param", doc, default, coerce)
+                specs[_norm(long)] = OptionSpec(long, long, short, True, "param", doc, default, coerce)
 
         # opt_ methods, in definition order; the base class's own (help, version) last.
         names: list[str] = []
@@ -308,7 +315,7 @@ class Options(dict):  # type: ignore[type-arg]
             method = getattr(self, "opt_" + canonical)
             takesArg = not flagFunction(method, "opt_" + canonical)
             long = _norm(canonical) if len(canonical) > 1 else None
-            spec = _Opt(canonical, long, shorts[0] if shorts else None, takesArg, "method",
+            spec = OptionSpec(canonical, long, shorts[0] if shorts else None, takesArg, "method",
                         method.__doc__, None, None, canonical)
             spec.aliases = [_norm(n) for n in longs if n != canonical]
             previous = specs.get(_norm(canonical))
@@ -325,8 +332,8 @@ class Options(dict):  # type: ignore[type-arg]
         for klass in mro:
             overrides.update({_norm(k): v for k, v in (klass.__dict__.get("docs") or {}).items()})
 
-        longTable: dict[str, _Opt] = {}
-        shortTable: dict[str, _Opt] = {}
+        longTable: dict[str, OptionSpec] = {}
+        shortTable: dict[str, OptionSpec] = {}
         for spec in specs.values():
             if spec.long:
                 longTable[_norm(spec.long)] = spec
@@ -355,11 +362,11 @@ class Options(dict):  # type: ignore[type-arg]
         self.longOpt = [s.long + ("=" if s.takesArg else "") for s in specs.values() if s.long]
         self.shortOpt = "".join(s.short + (":" if s.takesArg else "") for s in specs.values() if s.short)
 
-    def _optionSpecs(self) -> list[_Opt]:
-        """The options in help order; used by the completion generators."""
+    def optionSpecs(self) -> list[OptionSpec]:
+        """Every option this parser knows, in help order (completion and recipes read it)."""
         return list(self._specs.values())
 
-    def _findSpec(self, name: str) -> _Opt | None:
+    def findOption(self, name: str) -> OptionSpec | None:
         """The option called ``name`` (long, short or key, with or without dashes), or None."""
         bare = name.lstrip("-") if name.startswith("-") and len(name) > 1 else name
         if len(bare) == 1 and bare in self._short:
@@ -399,7 +406,7 @@ class Options(dict):  # type: ignore[type-arg]
             options = sys.argv[1:]
         elif isinstance(options, str):
             raise TypeError("parseOptions() takes a list of arguments, not a string: use shlex.split() first")
-        found, rest = self._split(list(options))
+        found, rest = self.scanArguments(list(options))
         for spec, value, spelled in found:
             self._dispatchOption(spec, value, spelled)
 
@@ -422,13 +429,13 @@ class Options(dict):  # type: ignore[type-arg]
             self._callParseArgs(rest)
         self.postOptions()
 
-    def _split(self, argv: list[str]) -> tuple[list[tuple[_Opt, str | None, str]], list[str]]:
+    def scanArguments(self, argv: list[str]) -> tuple[list[tuple[OptionSpec, str | None, str]], list[str]]:
         """getopt-style scan: (option, value, as typed) triples and the arguments left over.
 
         Everything is checked before any handler runs, as with Twisted's getopt,
         so ``--help --bogus`` reports the bogus option instead of printing help.
         """
-        found: list[tuple[_Opt, str | None, str]] = []
+        found: list[tuple[OptionSpec, str | None, str]] = []
         i = 0
         while i < len(argv):
             arg = argv[i]
@@ -439,7 +446,7 @@ class Options(dict):  # type: ignore[type-arg]
                 break
             if arg.startswith("--"):
                 name, eq, value = arg[2:].partition("=")
-                spec = self._lookupLong(name)
+                spec = self.lookupOption(name)
                 # as typed when exact; an abbreviation is reported by its full name
                 spelled = f"--{name}" if _norm(name) in self._long else f"--{spec.long}"
                 if spec.takesArg:
@@ -473,7 +480,7 @@ class Options(dict):  # type: ignore[type-arg]
             i += 1
         return found, argv[i:]
 
-    def _lookupLong(self, name: str) -> _Opt:
+    def lookupOption(self, name: str) -> OptionSpec:
         """Find a long option by exact name or unique prefix (as getopt does), else a helpful error."""
         key = _norm(name)
         spec = self._long.get(key)
@@ -493,7 +500,7 @@ class Options(dict):  # type: ignore[type-arg]
         hint = f" (did you mean --{close[0]}?)" if close else " (run with --help to list the options)"
         raise UsageError(f"option --{name} not recognized{hint}")
 
-    def _dispatchOption(self, spec: _Opt, value: str | None, spelled: str) -> None:
+    def _dispatchOption(self, spec: OptionSpec, value: str | None, spelled: str) -> None:
         if spec.kind == "flag":
             self.opts[spec.key] = True
         elif spec.kind == "param":
@@ -559,7 +566,7 @@ class Options(dict):  # type: ignore[type-arg]
         """Display the version and exit."""
         version = getattr(self, "version", None)
         if version is None:
-            from core import __version__ as version
+            from tapster.core import __version__ as version
         print(f"{self._commandName()} {version}")
         sys.stdout.flush()
         raise SystemExit(0)
@@ -721,7 +728,7 @@ class Completer:
 
     ``descr`` is the message the shell shows (default: the option name);
     ``repeat`` (positional arguments only) means "and any number more". The
-    completers are plain data: :mod:`core._completion` turns them into zsh and
+    completers are plain data: :mod:`tapster.core._completion` turns them into zsh and
     bash code. A custom subclass may define ``_zshAction(optName)`` (a zsh
     ``_arguments`` action) and ``_bashGenerator()`` (bash code printing the
     candidates for the prefix ``$cur``, one per line).
@@ -743,7 +750,7 @@ class Completer:
 
     def _shellCode(self, optName: str, shellType: str) -> str:
         """Twisted's hook: the zsh ``[*]:message:action`` fragment, or the bash generator code."""
-        from core._completion import shell_code
+        from tapster.core._completion import shell_code
 
         return shell_code(self, optName, shellType)
 

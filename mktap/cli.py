@@ -18,15 +18,14 @@ import sys
 import traceback
 from typing import Any, Sequence
 
-from core import usage
-from core.errors import PluginError, TapsterError
+from tapster.core import usage
+from tapster.core.errors import PluginError, TapsterError, UnknownPluginError
+from tapster.core.terminal import ExitStatus
 
-__all__ = ["main", "run", "build", "make_service"]
+__all__ = ["main", "run"]
 
 PROG = "mktap"
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 130
 
 
 def _fail(message: str) -> None:
@@ -37,74 +36,10 @@ class _CommandLineError(TapsterError):
     """mktap's own options do not fit together (found once the --append file is known)."""
 
 
-class _Parent:
-    """Stands in as the plugin Options' ``parent`` so its usage reads ``mktap [options] qotd ...``."""
-
-    def __init__(self, plugin: str, prog: str = PROG) -> None:
-        self.subCommand = plugin
-        self.prog = prog
-
-    def getSynopsis(self) -> str:
-        return f"Usage: {self.prog} [options]"
-
-    def _commandName(self) -> str:
-        return self.prog
-
-
-def make_service(plugin: str, plugin_argv: Sequence[str], prog: str = PROG, reporter: Any = None) -> tuple[Any, dict]:
-    """Load ``plugin``, parse ``plugin_argv`` with its Options and call its makeService.
-
-    Returns the service and its recipe (plugin name and the options given,
-    by long name), which :func:`core._yaml_format.attach` keeps on the service.
-    """
-    from core._yaml_format import recipe_for
-    from core.plugin import find_plugin
-    from mktap.progress import Reporter
-
-    reporter = reporter or Reporter(prog)
-    with reporter.step(f"finding plugin {plugin}"):
-        entry = find_plugin(plugin)
-    if entry.others:
-        reporter.warn(
-            f"plugin {plugin!r} is provided by {entry.distribution} and also by {', '.join(entry.others)}; "
-            f"using {entry.distribution} (uninstall one of them to silence this)"
-        )
-    reporter.note(f"plugin {plugin}: entry point {entry.value!r} of {entry.distribution} {entry.version}".rstrip())
-    with reporter.step(f"importing plugin {plugin}"):
-        maker = entry.load()
-    where = getattr(maker.module, "__file__", None) or getattr(maker.module, "__module__", "?")
-    reporter.note(f"plugin {plugin}: imported from {where}")
-    with reporter.step("parsing the plugin's options"):
-        config = maker.options()
-        config.parent = _Parent(plugin, prog)
-        config.parseOptions(list(plugin_argv))
-    with reporter.step(f"building the {plugin} service"):
-        service = maker.makeService(config)
-    recipe = recipe_for(plugin, config, plugin_argv)
-    reporter.note(f"plugin {plugin}: built {type(service).__module__}.{type(service).__qualname__}; recipe {recipe}")
-    return service, recipe
-
-
-def build(plugin: str, plugin_argv: Sequence[str], appname: str | None = None,
-          uid: int | str | None = None, gid: int | str | None = None, prog: str = PROG) -> Any:
-    """Parse ``plugin_argv`` with the plugin's Options and return a new Application holding its service.
-
-    ``prog`` names the command in the plugin's ``--help`` (``twistd qotd --help``
-    builds through here too).
-    """
-    from core._yaml_format import attach
-    from core.service import Application
-
-    service, recipe = make_service(plugin, plugin_argv, prog)
-    app = Application(appname or plugin, uid, gid)
-    attach(app, service, recipe)
-    return app
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mktap with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    from mktap.options import MkTapOptions, split_argv
-    from mktap.progress import Reporter
+    from tapster.mktap.options import MkTapOptions, split_argv
+    from tapster.mktap.progress import Reporter
 
     argv = list(sys.argv[1:] if argv is None else argv)
     own, plugin, rest = split_argv(argv)
@@ -115,12 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts.parseOptions(own)
     except usage.UsageError as e:
         _fail(f"{e} (see mktap --help)")
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     except SystemExit as e:
         return int(e.code or 0)
     if plugin is None:
         _fail("no plugin given: mktap <plugin> [options], e.g. mktap qotd --port 8007 (mktap --help lists them)")
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     debug = bool(opts["debug"])
     reporter = Reporter(PROG, progress=bool(opts["progress"]), debug=debug,
                         total=6 if opts["append"] else 5)
@@ -130,32 +65,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code or 0)
     except _CommandLineError as e:
         _fail(f"{e} (see mktap --help)")
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     except usage.UsageError as e:
         text = str(e)
         _fail(f"{plugin}: {text}" + ("" if "--help" in text else f" (see mktap {plugin} --help)"))
-        return EXIT_USAGE
+        return ExitStatus.USAGE
+    except UnknownPluginError as e:  # before PluginError: a typo on the command line, not a broken plugin
+        _fail(str(e))
+        return ExitStatus.USAGE
     except PluginError as e:
         if debug:
             traceback.print_exc()
         _fail(str(e))
-        return EXIT_USAGE if str(e).startswith("unknown plugin") else EXIT_ERROR
+        return ExitStatus.ERROR
     except TapsterError as e:
         if debug:
             traceback.print_exc()
         _fail(str(e))
-        return EXIT_ERROR
+        return ExitStatus.ERROR
     except KeyboardInterrupt:
         reporter.stop()
         print(file=sys.stderr)
         _fail("interrupted; nothing was written")
-        return EXIT_INTERRUPTED
+        return ExitStatus.INTERRUPTED
     except Exception as e:  # the plugin's makeService raised: its bug or bad input it did not check
         if debug:
             traceback.print_exc()
         hint = "" if debug else " (run mktap --debug for the traceback)"
         _fail(f"{plugin}: could not build the application: {type(e).__name__}: {e}{hint}")
-        return EXIT_ERROR
+        return ExitStatus.ERROR
     finally:
         reporter.stop()
 
@@ -166,12 +104,12 @@ def _stem(filename: str) -> str:
 
 
 def _make(opts: Any, plugin: str, rest: list[str], reporter: Any) -> int:
-    from core import persist
-    from core._yaml_format import attach
-    from core.service import Application
-    from mktap.passphrase import obtain
+    from tapster.core import persist
+    from tapster.core.plugin import attach, make_service
+    from tapster.core.service import Application
+    from tapster.core.terminal import obtain_passphrase
 
-    service, recipe = make_service(plugin, rest, reporter=reporter)
+    service, recipe = make_service(plugin, rest, PROG, reporter)
     target = opts["append"]
     appending = target is not None and os.path.exists(target)
     if appending:
@@ -188,7 +126,7 @@ def _make(opts: Any, plugin: str, rest: list[str], reporter: Any) -> int:
         passphrase = None
         if encrypted:
             reporter.pause()
-            passphrase = obtain(opts["passphrase-file"], f"Passphrase for {target}: ", confirm=False)
+            passphrase = obtain_passphrase(opts["passphrase-file"], f"Passphrase for {target}: ", confirm=False)
         with reporter.step(f"loading {target}"):
             app = persist.load(target, passphrase=passphrase)
         spec = persist.format_for(app.persistStyle)
@@ -208,7 +146,7 @@ def _make(opts: Any, plugin: str, rest: list[str], reporter: Any) -> int:
         passphrase = None
         if encrypted:
             reporter.pause()
-            passphrase = obtain(opts["passphrase-file"], f"New passphrase for {output}: ", confirm=True)
+            passphrase = obtain_passphrase(opts["passphrase-file"], f"New passphrase for {output}: ", confirm=True)
     attach(app, service, recipe)
     with reporter.step(f"saving {output}"):
         persist.save(app, output, spec.name, passphrase=passphrase)
@@ -219,12 +157,12 @@ def _make(opts: Any, plugin: str, rest: list[str], reporter: Any) -> int:
         print(f"{PROG}: added {service.name} to {output} ({how}; services: {names})", file=sys.stderr)
     else:
         print(f"{PROG}: wrote {output} ({how}); run it with: twistd -n -f {output}", file=sys.stderr)
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def run() -> None:
     """Console-script entry point."""
-    from core._console import exit_quietly_on_broken_pipe
+    from tapster.core.terminal import exit_quietly_on_broken_pipe
 
     with exit_quietly_on_broken_pipe():
         status = main()

@@ -5,11 +5,21 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from core import usage
+from tapster.core import usage
+from tapster.core.terminal import ExitStatus, exit_status_help
 
 __all__ = ["MkTapOptions", "split_argv", "SYNOPSIS"]
 
 SYNOPSIS = "Usage: mktap [options] <plugin> [plugin options]"
+
+#: The exit statuses mktap uses, as its --help documents them.
+EXIT_MEANINGS = {
+    ExitStatus.OK: "the application was saved",
+    ExitStatus.ERROR: "the plugin could not build it, or a file could not be read or written\n"
+                      "(missing, corrupt, wrong passphrase)",
+    ExitStatus.USAGE: "bad command line (unknown plugin or option, bad value)",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C); nothing was written",
+}
 
 
 def _id(value: str) -> int | str:
@@ -33,11 +43,7 @@ class MkTapOptions(usage.Options):
         "a hand-editable recipe of plugins and options). With -e the file is encrypted "
         "(.etap, .etax, .etas, .eyaml). --append adds a service to an existing file and keeps "
         "its format and encryption.\n\n"
-        "Exit status:\n"
-        "  0  the application was saved\n"
-        "  1  the plugin could not build it, or a file could not be read or written\n"
-        "     (missing, corrupt, wrong passphrase)\n"
-        "  2  bad command line (unknown plugin or option, bad value)"
+        + exit_status_help(EXIT_MEANINGS)
     )
     optFlags = [
         ["xml", "x", "Same as --type xml."],
@@ -62,8 +68,8 @@ class MkTapOptions(usage.Options):
 
     def opt_help(self) -> None:
         """Display this help, with the list of installed plugins, and exit."""
-        from core._console import print_table
-        from core.plugin import plugin_rows
+        from tapster.core.terminal import print_table
+        from tapster.core.plugin import plugin_rows
 
         print(str(self), file=sys.stdout)
         rows = plugin_rows()
@@ -83,7 +89,7 @@ class MkTapOptions(usage.Options):
             raise usage.UsageError(f"choose one format: --type, -x/--xml and -s/--source ask for {' and '.join(chosen)}")
         self["type"] = chosen[0] if chosen else None
         if self["type"] is not None:
-            from core.plugin import format_specs
+            from tapster.core.plugin import format_specs
 
             formats = format_specs()
             if self["type"] not in formats:

@@ -24,14 +24,21 @@ import sys
 import traceback
 from typing import Any, Sequence
 
-from core import usage
-from core.errors import TapsterError
+from tapster.core import usage
+from tapster.core.errors import TapsterError
+from tapster.core.terminal import ExitStatus, exit_status_help
 
-__all__ = ["ConvertOptions", "main", "run"]
+__all__ = ["ConvertOptions", "main", "run", "EXIT_MEANINGS"]
 
 PROG = "tapconvert"
-EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 130
+
+#: The exit statuses tapconvert uses, as its --help documents them.
+EXIT_MEANINGS = {
+    ExitStatus.OK: "converted",
+    ExitStatus.ERROR: "a file could not be read or written (missing, corrupt, wrong passphrase)",
+    ExitStatus.USAGE: "bad command line",
+    ExitStatus.INTERRUPTED: "interrupted (Ctrl-C); nothing was written",
+}
 
 
 class ConvertOptions(usage.Options):
@@ -42,10 +49,7 @@ class ConvertOptions(usage.Options):
         "source (.tas) and yaml (.yaml), and encrypts (-e) or decrypts (-d) it. The input's "
         "format and encryption are recognised by content; without -e or -d the output keeps "
         "the input's encryption and passphrase.\n\n"
-        "Exit status:\n"
-        "  0  converted\n"
-        "  1  a file could not be read or written (missing, corrupt, wrong passphrase)\n"
-        "  2  bad command line"
+        + exit_status_help(EXIT_MEANINGS)
     )
     optParameters = [
         ["in", "i", None, "The application file to read (any format, encrypted or not)."],
@@ -67,7 +71,7 @@ class ConvertOptions(usage.Options):
                 raise usage.UsageError(f"--{key} is required: tapconvert -i IN -o OUT [-t TYPE]")
         if self["encrypt"] and self["decrypt"]:
             raise usage.UsageError("-e/--encrypt and -d/--decrypt exclude each other: choose one")
-        from core.plugin import format_specs
+        from tapster.core.plugin import format_specs
 
         formats = format_specs()
         for key in ("typein", "typeout"):
@@ -81,8 +85,8 @@ def _say(message: str) -> None:
 
 def convert(opts: Any) -> str:
     """Do the conversion ``opts`` describes; returns the line reporting it."""
-    from core import persist
-    from mktap.passphrase import obtain
+    from tapster.core import persist
+    from tapster.core.terminal import obtain_passphrase as obtain
 
     source, target = opts["in"], opts["out"]
     in_encrypted = persist.is_encrypted(source)
@@ -133,29 +137,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         opts.parseOptions(argv or ["--help"])
     except usage.UsageError as e:
         _say(f"{e} (see tapconvert --help)")
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     except SystemExit as e:
         return int(e.code or 0)
     try:
         _say(convert(opts))
     except usage.UsageError as e:
         _say(str(e))
-        return EXIT_USAGE
+        return ExitStatus.USAGE
     except TapsterError as e:
         if opts["debug"]:
             traceback.print_exc()
         _say(str(e))
-        return EXIT_ERROR
+        return ExitStatus.ERROR
     except KeyboardInterrupt:
         print(file=sys.stderr)
         _say("interrupted; nothing was written")
-        return EXIT_INTERRUPTED
-    return EXIT_OK
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.OK
 
 
 def run() -> None:
     """Console-script entry point."""
-    from core._console import exit_quietly_on_broken_pipe
+    from tapster.core.terminal import exit_quietly_on_broken_pipe
 
     with exit_quietly_on_broken_pipe():
         status = main()

@@ -9,7 +9,7 @@ def endpoint(value: str) -> str:
     The text is what gets saved, so the application file stays readable and a
     bad value is refused by mktap instead of at twistd start.
     """
-    from core import endpoints
+    from tapster.core import endpoints
 
     endpoints.parse(value)
     return value

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import usage
-from core.protocol import Factory, Protocol
-from plugins._common import endpoint
+from tapster.core import usage
+from tapster.core.protocol import Factory, Protocol
+from tapster.plugins._common import endpoint
 
-__all__ = ["Options", "makeService", "description", "Echo", "EchoFactory"]
+__all__ = ["Options", "makeService", "description", "safeNames", "Echo", "EchoFactory"]
 
 description = "An echo server (RFC 862): sends back whatever it receives."
+
+#: What an application file from a stranger (XML) may name of this plugin: its saved parts.
+safeNames = ("tapster.plugins.echo.EchoFactory", "tapster.plugins.echo.Echo", "tapster.plugins.echo.Options")
 
 
 class Echo(Protocol):
@@ -33,6 +36,6 @@ class Options(usage.Options):
 
 
 def makeService(config: Any) -> Any:
-    from core import endpoints
+    from tapster.core import endpoints
 
     return endpoints.service(config["port"], EchoFactory())

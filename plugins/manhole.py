@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from core import usage
-from plugins._console.options import ConsoleOptions
+from tapster.core import usage
+from tapster.plugins._console.options import ConsoleOptions
 
-__all__ = ["Options", "makeService", "description"]
+__all__ = ["Options", "makeService", "description", "safeNames"]
 
 description = "A Python shell inside the running application, over SSH (needs tapster[ssh])."
+
+#: What an application file from a stranger (XML) may name of this plugin (see the telnet plugin).
+safeNames = ("tapster.plugins.console.ManholeService", "tapster.plugins.console.Console")
 
 
 class Options(ConsoleOptions):
@@ -47,8 +50,8 @@ class Options(ConsoleOptions):
             if not os.path.isfile(keys) or not os.access(keys, os.R_OK):
                 raise usage.UsageError(f"--authorized-keys {keys}: not a readable file")
             self["authorized-keys"] = os.path.abspath(keys)  # twistd may run from another directory
-        from core.endpoints import EndpointError
-        from plugins._console.listen import check_endpoint
+        from tapster.core.endpoints import EndpointError
+        from tapster.plugins._console.listen import check_endpoint
 
         try:
             check_endpoint(self["endpoint"])
@@ -58,9 +61,9 @@ class Options(ConsoleOptions):
 
 def makeService(config: Any) -> Any:
     """An SSH console; raises a clear error when asyncssh is not installed."""
-    from core.errors import PluginError
-    from plugins._console.console import Console
-    from plugins._console.service import SSH_HINT, ManholeService
+    from tapster.core.errors import PluginError
+    from tapster.plugins._console.console import Console
+    from tapster.plugins._console.service import SSH_HINT, ManholeService
 
     try:
         import asyncssh

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from core import usage
-from core.protocol import Protocol, ServerFactory
-from plugins._common import endpoint
-from plugins.quoters import DEFAULT_QUOTE, FortuneQuoter, StaticQuoter
+from tapster.core import usage
+from tapster.core.protocol import Protocol, ServerFactory
+from tapster.plugins._common import endpoint
+from tapster.plugins.quoters import DEFAULT_QUOTE, FortuneQuoter, StaticQuoter
 
-__all__ = ["Options", "makeService", "description", "QOTD", "QOTDFactory"]
+__all__ = ["Options", "makeService", "description", "safeNames", "QOTD", "QOTDFactory"]
 
 description = "A Quote of the Day server (RFC 865): one quote per connection."
+
+#: What an application file from a stranger (XML) may name of this plugin: its saved parts.
+safeNames = (
+    "tapster.plugins.qotd.QOTDFactory",
+    "tapster.plugins.qotd.QOTD",
+    "tapster.plugins.quoters.StaticQuoter",
+    "tapster.plugins.quoters.FortuneQuoter",
+    "tapster.plugins.qotd.Options",
+)
 
 
 class QOTD(Protocol):
@@ -71,7 +80,7 @@ class Options(usage.Options):
 
 def makeService(config: Any) -> Any:
     """A listening service on ``--port`` serving quotes from the configured quoter."""
-    from core import endpoints
+    from tapster.core import endpoints
 
     quoter = FortuneQuoter(config["fortune"]) if config["fortune"] else StaticQuoter(config["static"])
     return endpoints.service(config["port"], QOTDFactory(quoter))

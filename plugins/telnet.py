@@ -2,18 +2,27 @@
 
 ``mktap --append qotd.tap telnet --port 4040 --password-file admin.pw``, then
 ``telnet 127.0.0.1 4040``: after logging in, ``application`` is the live
-service tree. The pieces live in :mod:`plugins._console`.
+service tree. The pieces live in :mod:`tapster.plugins._console`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from plugins._console.options import ConsoleOptions
+from tapster.plugins._console.options import ConsoleOptions
 
-__all__ = ["Options", "makeService", "description"]
+__all__ = ["Options", "makeService", "description", "safeNames"]
 
 description = "A Python shell inside the running application, over telnet (loopback only by default)."
+
+#: What an application file from a stranger (XML) may name of this plugin: the console's saved
+#: parts (by their public paths, tapster.plugins.console). Nothing of the shell itself: its
+#: methods run code, and a file must never be able to hand them to a service.
+safeNames = (
+    "tapster.plugins.console.TelnetService",
+    "tapster.plugins.console.TelnetShellFactory",
+    "tapster.plugins.console.Console",
+)
 
 
 class Options(ConsoleOptions):
@@ -34,8 +43,8 @@ class Options(ConsoleOptions):
 
 def makeService(config: Any) -> Any:
     """A telnet console on ``--port`` (bound to ``--interface``) with the configured credentials."""
-    from plugins._console.console import Console
-    from plugins._console.service import TelnetService
+    from tapster.plugins._console.console import Console
+    from tapster.plugins._console.service import TelnetService
 
     console = Console(
         config["username"],

@@ -28,7 +28,7 @@ import pytest
 
 @pytest.fixture
 def shared_reactor() -> Iterator[Any]:
-    from core import reactor
+    from tapster.core import reactor
 
     yield reactor.getReactor()
     reactor._uninstall()

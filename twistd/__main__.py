@@ -1,7 +1,13 @@
-"""``python -m twistd``"""
+"""``python -m tapster.twistd``: the same as the ``twistd`` command."""
 
+import os
 import sys
 
-from twistd.cli import run
+# ``python -m`` puts the current directory first on sys.path, where the console script has its
+# own bin/ directory: drop it, so that a folder in the run directory never shadows a plugin.
+if sys.path and sys.path[0] in ("", os.getcwd()):
+    del sys.path[0]
+
+from tapster.twistd.cli import run  # noqa: E402 - after the sys.path fix, on purpose
 
 run()

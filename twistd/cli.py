@@ -11,15 +11,15 @@ status. The start-up order is deliberate (each step's reason in its module):
    event loop exists;
 5. set the process title, ``--chroot``, open the log, install the reactor,
    lock the pidfile, bind, shed privileges, start, run
-   (:class:`twistd.runner.Runner`), under ``--profile``/``--spew`` if asked.
+   (:class:`tapster.twistd.runner.Runner`), under ``--profile``/``--spew`` if asked.
 """
 
 from __future__ import annotations
 
 import sys
 
-from core import usage
-from core.errors import TapsterError
+from tapster.core import usage
+from tapster.core.errors import TapsterError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing and traceback cost ~6 ms on the --help path
@@ -42,7 +42,7 @@ def _print_traceback() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run twistd with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    from twistd.options import ExitStatus, ServerOptions
+    from tapster.twistd.options import ExitStatus, ServerOptions
 
     argv = list(sys.argv[1:] if argv is None else argv)
     config = ServerOptions()
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.USAGE
     except SystemExit as e:  # --help, --version, --help-reactors
         return int(e.code or 0)
-    from twistd.diagnostics import post_mortem, post_mortem_available
+    from tapster.twistd.diagnostics import post_mortem, post_mortem_available
 
     debugger = post_mortem_available(config["nodaemon"], config["debug"])
     try:
@@ -87,11 +87,11 @@ def _run(config: Any) -> int:
     import logging
     import os
 
-    from twistd import environment
-    from twistd.daemon import StatusPipe, daemonize
+    from tapster.twistd import environment
+    from tapster.twistd.daemon import StatusPipe, daemonize
 
     if config["stop"] or config["status"]:
-        from twistd import control
+        from tapster.twistd import control
 
         path = environment.pidfile_path(config["pidfile"], config["rundir"], config["chroot"])
         if config["status"]:
@@ -101,8 +101,7 @@ def _run(config: Any) -> int:
     rundir = environment.enter_rundir(config["rundir"], config["chroot"])
     if config["umask"] is not None:
         os.umask(config["umask"])
-    if rundir not in sys.path:
-        sys.path.insert(0, rundir)  # as Twisted: modules next to the .tac or .tap are importable
+    _importable_beside(config, rundir)
 
     application, source = _load(config)
     prepared = _prepare(config, application)
@@ -118,16 +117,43 @@ def _run(config: Any) -> int:
         return 1
 
 
+def _importable_beside(config: Any, rundir: str) -> None:
+    """Let the application import modules from the run directory, as Twisted does, but never shadow.
+
+    For a ``.tac`` (and a pickle or source file, which name classes by module)
+    the run directory and the .tac's own directory are *appended* to
+    ``sys.path``: a module beside the file is found, but a folder there called
+    ``tapster``, ``plugins`` or like any installed plugin's package never
+    hides the installed one. A safe format (XML, YAML) gets neither: it names
+    only installed, declared classes, so nothing beside it may be imported.
+    """
+    import os
+
+    from tapster.core import persist
+
+    if config.plugin:
+        return
+    path, kind = config.source
+    if kind != "python" and not persist.runs_code(path, kind):
+        return
+    places = [rundir]
+    if kind == "python":
+        places.append(os.path.dirname(os.path.abspath(path)))
+    for place in places:
+        if place not in sys.path:
+            sys.path.append(place)
+
+
 def _load(config: Any) -> tuple[Any, str]:
-    from twistd.loading import load_application
+    from tapster.twistd.loading import load_application
 
     return load_application(config)
 
 
 def _prepare(config: Any, application: Any) -> dict[str, Any]:
     """What can still fail cheaply before forking: user and group names, the reactor's name."""
-    from core.reactor import availableReactors, defaultReactorName
-    from twistd.privileges import resolve_ids
+    from tapster.core.reactor import availableReactors, defaultReactorName
+    from tapster.twistd.privileges import resolve_ids
 
     uid = config["uid"] if config["uid"] is not None else getattr(application, "uid", None)
     gid = config["gid"] if config["gid"] is not None else getattr(application, "gid", None)
@@ -137,7 +163,7 @@ def _prepare(config: Any, application: Any) -> dict[str, Any]:
     if reactor not in specs:
         raise TapsterError(f"unknown reactor {reactor!r}: choose one of {', '.join(sorted(specs))} (--help-reactors)")
     if not config["no_save"]:
-        from core import persist
+        from tapster.core import persist
 
         persist.format_for(getattr(application, "persistStyle", None) or persist.DEFAULT_FORMAT)
     return {"ids": ids, "reactor": reactor}
@@ -146,7 +172,7 @@ def _prepare(config: Any, application: Any) -> dict[str, Any]:
 def _log_settings(config: Any) -> Any:
     import logging
 
-    from twistd.logsetup import LogSettings
+    from tapster.twistd.logsetup import LogSettings
 
     return LogSettings(
         logfile=config["logfile"],
@@ -164,12 +190,12 @@ def _log_settings(config: Any) -> Any:
 def _serve(config: Any, application: Any, source: str, prepared: dict[str, Any], status: Any) -> int:
     import functools
 
-    from core import reactor as shared
-    from twistd import environment
-    from twistd.diagnostics import post_mortem, post_mortem_available
-    from twistd.logsetup import reopen_logs, setup_logging
-    from twistd.pidfile import NullPidFile, PidFile
-    from twistd.runner import Runner
+    from tapster.core import reactor as shared
+    from tapster.twistd import environment
+    from tapster.twistd.diagnostics import post_mortem, post_mortem_available
+    from tapster.twistd.logsetup import reopen_logs, setup_logging
+    from tapster.twistd.pidfile import NullPidFile, PidFile
+    from tapster.twistd.runner import Runner
 
     if not config["originalname"]:
         environment.set_process_title(getattr(application, "processName", None) or application.name)
@@ -201,12 +227,12 @@ def _serve(config: Any, application: Any, source: str, prepared: dict[str, Any],
     )
     run = runner.run
     if config["profile"]:
-        from twistd.diagnostics import run_profiled
+        from tapster.twistd.diagnostics import run_profiled
 
         run = functools.partial(run_profiled, runner.run, config["profile"], config["profiler"], config["savestats"])
     if not config["spew"]:
         return run()
-    from twistd.diagnostics import start_spew, stop_spew
+    from tapster.twistd.diagnostics import start_spew, stop_spew
 
     start_spew()
     try:
@@ -219,7 +245,7 @@ def _rehearse_save(application: Any) -> None:
     """Serialize once in memory before a chroot, so that the shutdown save finds every module it imports."""
     import logging
 
-    from core import persist
+    from tapster.core import persist
 
     try:
         persist.dumps(application, getattr(application, "persistStyle", None) or persist.DEFAULT_FORMAT,
@@ -230,7 +256,7 @@ def _rehearse_save(application: Any) -> None:
 
 def run() -> None:
     """Console-script entry point."""
-    from core._console import exit_quietly_on_broken_pipe
+    from tapster.core.terminal import exit_quietly_on_broken_pipe
 
     with exit_quietly_on_broken_pipe():
         status = main()

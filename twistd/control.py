@@ -1,7 +1,7 @@
 """``twistd --status`` and ``twistd --stop``: find a running twistd through its pidfile.
 
 What decides whether an instance runs is the pidfile's *lock*, exactly as
-at start (:mod:`twistd.pidfile`): a file left by a crash, or holding a pid
+at start (:mod:`tapster.twistd.pidfile`): a file left by a crash, or holding a pid
 the kernel has since given to an unrelated process, is reported as "not
 running" and never gets that process killed.
 """
@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import TextIO
 
-from twistd.pidfile import read_pid
+from tapster.twistd.pidfile import read_pid
 
 __all__ = ["Probe", "probe", "status", "stop", "NOT_RUNNING"]
 

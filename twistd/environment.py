@@ -1,6 +1,6 @@
 """The process's surroundings: run directory, chroot, umask, and the name shown in ``ps``.
 
-Order (see :mod:`twistd.cli`): ``--rundir`` first, so that every relative
+Order (see :mod:`tapster.twistd.cli`): ``--rundir`` first, so that every relative
 path the administrator typed (the application, the log, the pidfile, the
 shutdown file) is in the run directory; with ``--chroot``, the run directory
 is a path *inside* the jail, entered from outside before loading and from
@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from core.errors import TapsterError
+from tapster.core.errors import TapsterError
 
 __all__ = ["run_directory", "enter_rundir", "enter_chroot", "prepare_for_chroot", "set_process_title",
            "pidfile_path"]
@@ -60,8 +60,8 @@ def enter_chroot(chroot: str, rundir: str = ".") -> None:
 #: Modules imported on first use after start-up: loaded before a chroot hides the library.
 _LAZY_MODULES = (
     "asyncio", "asyncio.unix_events", "selectors", "concurrent.futures.thread", "json", "logging.handlers",
-    "encodings.idna", "encodings.ascii", "traceback", "linecache", "core._reactor", "core._ports",
-    "core.failure", "twistd.logfile", "twistd.runner",
+    "encodings.idna", "encodings.ascii", "traceback", "linecache", "tapster.core._reactor.loop", "tapster.core._reactor.ports",
+    "tapster.core.failure", "tapster.twistd.logfile", "tapster.twistd.runner",
 )
 
 

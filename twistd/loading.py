@@ -1,8 +1,9 @@
 """Where the application comes from: a saved file, a .tac, or a plugin built in memory.
 
-A plugin is built by ``mktap.cli.build`` and passphrases are read by
-``mktap.passphrase``, so that ``twistd qotd ...`` and ``mktap qotd ...``
-can never disagree about a plugin's options or a passphrase file.
+A plugin is built by :func:`tapster.core.plugin.build_application` and
+passphrases are read by :mod:`tapster.core.terminal`, the same code mktap
+uses, so that ``twistd qotd ...`` and ``mktap qotd ...`` can never disagree
+about a plugin's options or a passphrase file (twistd never imports mktap).
 
 Loading happens before the daemon forks, in the run directory, so a missing
 file, a wrong passphrase or a bad plugin option is reported to the
@@ -15,8 +16,8 @@ import os
 import sys
 from typing import Any
 
-from core import usage
-from core.errors import TapsterError
+from tapster.core import usage
+from tapster.core.errors import TapsterError
 
 __all__ = ["load_application", "load_tac", "read_passphrase", "PluginUsageError"]
 
@@ -32,17 +33,17 @@ def load_application(config: Any) -> tuple[Any, str]:
     path, kind = config.source
     if kind == "python":
         return load_tac(path), path
-    from core import persist
+    from tapster.core import persist
 
     return persist.load(path, kind=kind, passphrase=read_passphrase(config, path)), path
 
 
 def build_plugin(plugin: str, argv: list[str]) -> Any:
     """``twistd qotd --port 8007``: the plugin's application, built exactly as mktap would."""
-    from mktap.cli import build
+    from tapster.core.plugin import build_application
 
     try:
-        return build(plugin, argv, prog="twistd")
+        return build_application(plugin, argv, prog="twistd")
     except usage.UsageError as e:
         text = str(e)
         hint = "" if "--help" in text else f" (see twistd {plugin} --help)"
@@ -55,8 +56,9 @@ def read_passphrase(config: Any, path: str) -> str | bytes | None:
     ``-e`` asks even when the file does not look encrypted (as Twisted's
     twistd did); an encrypted file is recognised by its header without ``-e``.
     """
-    from core import persist
-    from mktap.passphrase import ask, read_passphrase_file
+    from tapster.core import persist
+    from tapster.core.terminal import ask_passphrase as ask
+    from tapster.core.terminal import read_passphrase_file
 
     if config["passphrase-file"]:
         return read_passphrase_file(config["passphrase-file"])
@@ -100,14 +102,14 @@ def load_tac(path: str) -> Any:
     if "application" not in namespace:
         raise TapsterError(
             f"{path} defines no `application`: a .tac file must end with "
-            "application = Application(name) (from core.service) holding its services"
+            "application = Application(name) (from tapster.core.service) holding its services"
         )
     application = namespace["application"]
-    from core.service import IService
+    from tapster.core.service import IService
 
     if IService(application, None) is None:
         raise TapsterError(
             f"{path}: `application` is a {type(application).__name__}, not an application "
-            "(use core.service.Application(name))"
+            "(use tapster.core.service.Application(name))"
         )
     return application

@@ -2,12 +2,12 @@
 
 Every line carries a timestamp and the *system*: the service or protocol that
 logged it (``record.system`` when the caller set one through
-:mod:`core.log`, else the logger's name without the ``tapster.`` prefix).
+:mod:`tapster.core.log`, else the logger's name without the ``tapster.`` prefix).
 
 Destinations, one at a time (as Twisted's twistd):
 
 * stdout (foreground default): rich on a terminal, plain lines otherwise;
-* a file (:class:`twistd.logfile.LogFile`: size/daily rotation, bounded
+* a file (:class:`tapster.twistd.logfile.LogFile`: size/daily rotation, bounded
   number of kept files, reopened on SIGUSR1);
 * syslog (``--syslog``, ``--prefix`` the identifier);
 * ``--logger DOTTED.NAME``: a ``logging.Handler`` (class or instance), or a
@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
 
-from core.errors import TapsterError
+from tapster.core.errors import TapsterError
 
 __all__ = ["setup_logging", "LogSettings", "JsonFormatter", "ObserverHandler", "FORMAT", "DATEFMT"]
 
@@ -110,7 +110,7 @@ class ObserverHandler(logging.Handler):
                 "log_time": record.created,
             }
             if record.exc_info and record.exc_info[1] is not None:
-                from core.failure import Failure
+                from tapster.core.failure import Failure
 
                 failure = Failure(record.exc_info[1])
                 event["log_failure"] = event["failure"] = failure
@@ -193,7 +193,7 @@ def setup_logging(stream: TextIO | None = None, level: int = logging.INFO, rich:
         return _install(_syslog_handler(settings.prefix), JsonFormatter() if json_lines else
                         logging.Formatter("[%(system)s] %(levelname)s: %(message)s"), settings.level)
     if settings.logfile and settings.logfile != "-":
-        from twistd.logfile import LogFile
+        from tapster.twistd.logfile import LogFile
 
         try:
             file_handler = LogFile(settings.logfile, max_size=settings.max_size, daily=settings.daily,

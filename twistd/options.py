@@ -3,38 +3,30 @@
 Parsing only: nothing here imports asyncio, opens a file or changes the
 process, so ``twistd --help`` stays as quick as ``mktap --help``. Values are
 checked here (octal umask, sizes, user names stay names: they are resolved
-by :mod:`twistd.privileges` before a --chroot hides /etc/passwd).
+by :mod:`tapster.twistd.privileges` before a --chroot hides /etc/passwd).
 """
 
 from __future__ import annotations
 
 import sys
 
-from core import usage
+from tapster.core import usage
+from tapster.core.terminal import ExitStatus, exit_status_help
 
-__all__ = ["ServerOptions", "ExitStatus", "EXIT_STATUSES", "parse_size", "parse_umask"]
-
-
-class ExitStatus:
-    """Exit statuses of twistd, as :data:`EXIT_STATUSES` documents them."""
-
-    OK = 0
-    ERROR = 1
-    USAGE = 2
-    NOT_RUNNING = 3
-    FORCED = 4
+__all__ = ["ServerOptions", "ExitStatus", "EXIT_MEANINGS", "EXIT_STATUSES", "parse_size", "parse_umask"]
 
 
-#: Exit statuses, documented in ``twistd --help`` and the README.
-EXIT_STATUSES = """\
-Exit status:
-  0  the application ran and stopped cleanly (SIGTERM, SIGINT); --status: it runs;
-     --stop: it stopped (or was not running)
-  1  start-up or shutdown failed (missing or corrupt file, port in use, pidfile held, ...);
-     --stop: it did not exit in time
-  2  bad command line
-  3  --status: not running
-  4  stopped, but --shutdown-timeout expired and the stop was forced"""
+#: The exit statuses twistd uses, documented in ``twistd --help`` and the README.
+EXIT_MEANINGS = {
+    ExitStatus.OK: "the application ran and stopped cleanly (SIGTERM, SIGINT); --status: it runs;\n"
+                   "--stop: it stopped (or was not running)",
+    ExitStatus.ERROR: "start-up or shutdown failed (missing or corrupt file, port in use, pidfile held, ...);\n"
+                      "--stop: it did not exit in time",
+    ExitStatus.USAGE: "bad command line",
+    ExitStatus.NOT_RUNNING: "--status: not running",
+    ExitStatus.FORCED: "stopped, but --shutdown-timeout expired and the stop was forced",
+}
+EXIT_STATUSES = exit_status_help(EXIT_MEANINGS)
 
 _SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
 
@@ -184,8 +176,8 @@ class ServerOptions(usage.Options):
 
     def opt_help(self) -> None:
         """Display this help, with the list of installed plugins, and exit."""
-        from core._console import print_table
-        from core.plugin import plugin_rows
+        from tapster.core.terminal import print_table
+        from tapster.core.plugin import plugin_rows
 
         sys.stdout.write(str(self))
         rows = plugin_rows()
@@ -200,9 +192,9 @@ class ServerOptions(usage.Options):
 
     def opt_help_reactors(self) -> None:
         """Display the reactors that --reactor accepts, and exit."""
-        from core._console import print_table
-        from core.plugin import reactor_specs
-        from core.reactor import defaultReactorName
+        from tapster.core.terminal import print_table
+        from tapster.core.plugin import reactor_specs
+        from tapster.core.reactor import defaultReactorName
 
         default = defaultReactorName()
         rows = [(name, spec.description + (" [default]" if name == default else ""))

@@ -13,7 +13,7 @@ import fcntl
 import os
 from types import TracebackType
 
-from core.errors import TapsterError
+from tapster.core.errors import TapsterError
 
 __all__ = ["PidFile", "NullPidFile", "AlreadyRunning", "read_pid"]
 

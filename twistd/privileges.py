@@ -18,7 +18,7 @@ import os
 import pwd
 from dataclasses import dataclass
 
-from core.errors import TapsterError
+from tapster.core.errors import TapsterError
 
 __all__ = ["Ids", "resolve_uid", "resolve_gid", "resolve_ids", "switch_ids", "shed_privileges"]
 

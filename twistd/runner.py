@@ -24,10 +24,10 @@ import signal
 import sys
 from typing import Any, Callable
 
-import core
-from core.errors import TapsterError
-from twistd.options import ExitStatus
-from twistd.privileges import Ids, resolve_ids, switch_ids
+import tapster.core
+from tapster.core.errors import TapsterError
+from tapster.core.terminal import ExitStatus
+from tapster.twistd.privileges import Ids, resolve_ids, switch_ids
 
 __all__ = ["Runner", "ExitStatus"]
 
@@ -80,7 +80,7 @@ class Runner:
         with self.pidfile:
             _log.info(
                 "tapster %s (Python %s) starting %r from %s on reactor %s, pid %d",
-                core.__version__, sys.version.split()[0], app.name, self.source or "memory",
+                tapster.core.__version__, sys.version.split()[0], app.name, self.source or "memory",
                 self.reactor.name, os.getpid(),
             )
             self.reactor.loop.set_exception_handler(self._loop_exception)
@@ -180,8 +180,8 @@ class Runner:
     # -- shutdown ------------------------------------------------------------
 
     def _announce(self, hook: str) -> None:
-        """Call a twistd lifecycle hook (core.hookspecs); a failing hook is logged, never fatal."""
-        from core.plugin import get_plugin_manager
+        """Call a twistd lifecycle hook (tapster.core.hookspecs); a failing hook is logged, never fatal."""
+        from tapster.core.plugin import get_plugin_manager
 
         try:
             getattr(get_plugin_manager().hook, hook)(application=self.application)

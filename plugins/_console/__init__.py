@@ -1,7 +1,7 @@
 """The administrator's console: a live Python shell inside the running application.
 
-Two front doors share one shell: the ``telnet`` plugin (:mod:`plugins.telnet`)
-and the SSH ``manhole`` plugin (:mod:`plugins.manhole`). The parts, each
+Two front doors share one shell: the ``telnet`` plugin (:mod:`tapster.plugins.telnet`)
+and the SSH ``manhole`` plugin (:mod:`tapster.plugins.manhole`). The parts, each
 small and testable without a socket:
 
 * :mod:`.negotiation`: telnet's byte stream, IAC commands and option

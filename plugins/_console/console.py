@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from plugins._console.auth import Credentials, Throttle
+from tapster.plugins._console.auth import Credentials, Throttle
 
 __all__ = ["Console", "DEFAULT_IDLE_TIMEOUT", "DEFAULT_MAX_SESSIONS", "LOGIN_TIMEOUT", "MAX_FAILURES"]
 
@@ -40,7 +40,9 @@ class _Runtime:
 class Console:
     """Settings of a console and, while it runs, its sessions and shared namespace."""
 
-    clock: Any = None  # tests set a core.testing.Clock; None means the shared reactor
+    __module__ = "tapster.plugins.console"  # the public path saved files record
+
+    clock: Any = None  # tests set a tapster.core.testing.Clock; None means the shared reactor
 
     def __init__(
         self,
@@ -79,7 +81,7 @@ class Console:
         """What schedules timeouts: ``clock`` if set, else the shared reactor."""
         if self.clock is not None:
             return self.clock
-        from core import reactor
+        from tapster.core import reactor
 
         return reactor.getReactor()
 
@@ -113,7 +115,7 @@ class Console:
         """The namespace sessions share (made on first use, so variables survive between sessions)."""
         runtime = self.runtime
         if runtime.namespace is None:
-            from plugins._console.shell import namespace
+            from tapster.plugins._console.shell import namespace
 
             runtime.namespace = namespace(runtime.application)
         return runtime.namespace

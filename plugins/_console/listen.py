@@ -2,7 +2,7 @@
 
 asyncssh serves on a socket handed to it, so the manhole binds one itself,
 with the reactor's own helpers: the same address handling (IPv6, host names,
-stale UNIX sockets) and the same :class:`core.errors.CannotListenError`
+stale UNIX sockets) and the same :class:`tapster.core.errors.CannotListenError`
 naming the address when the port is taken.
 """
 
@@ -16,7 +16,7 @@ __all__ = ["bind", "check_endpoint"]
 
 def check_endpoint(description: str) -> Any:
     """Parse ``description`` for a server that brings its own encryption: tcp, tcp6 or unix only."""
-    from core import endpoints
+    from tapster.core import endpoints
 
     parsed = endpoints.parse(description)
     if parsed[0] == "ssl":
@@ -26,7 +26,7 @@ def check_endpoint(description: str) -> Any:
 
 def bind(description: str) -> socket.socket:
     """A non-blocking socket bound and listening as ``description`` says."""
-    from core._ports import _bind_inet, _bind_unix
+    from tapster.core._reactor.ports import _bind_inet, _bind_unix
 
     kind, args, kw = check_endpoint(description)
     if kind == "unix":

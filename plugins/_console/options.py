@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core import usage
-from plugins._common import endpoint
+from tapster.core import usage
+from tapster.plugins._common import endpoint
 
 __all__ = ["ConsoleOptions", "duration", "session_limit", "listen_description", "scrub_recipe", "SECRET_OPTIONS"]
 
@@ -56,7 +56,7 @@ def listen_description(port: str, interface: str) -> str:
     a tcp description that sets its own ``interface=`` keeps it; unix and
     tcp6 descriptions are taken as they are.
     """
-    from core import endpoints
+    from tapster.core import endpoints
 
     kind, args, kw = endpoints.parse(port)
     if kind != "tcp" or kw["interface"]:
@@ -110,7 +110,7 @@ class ConsoleOptions(usage.Options):
         if len(given) > 1:
             raise usage.UsageError(f"give one of --password, --password-file, --password-hash, not {' and '.join('--' + g for g in given)}")
         if self["password"] is not None or self["password-file"] is not None:
-            from plugins._console.auth import hash_password
+            from tapster.plugins._console.auth import hash_password
 
             self["password-hash"] = hash_password(self._password())
             self["password"] = None
@@ -144,7 +144,7 @@ class ConsoleOptions(usage.Options):
 
 
 def _hash(value: str) -> str:
-    from plugins._console.auth import check_hash
+    from tapster.plugins._console.auth import check_hash
 
     return check_hash(value)
 

@@ -6,7 +6,7 @@ sessions' ``application``) and publish it as ``__main__.application``, where
 the old tutorials look for it. Stopping the service closes its sessions.
 
 :class:`TelnetService` listens through an ordinary child service made by
-:func:`core.endpoints.service`, so ports, errors and log lines are the ones
+:func:`tapster.core.endpoints.service`, so ports, errors and log lines are the ones
 every tapster server has. :class:`ManholeService` binds its socket itself
 (synchronously, in ``privilegedStartService``, so "port in use" fails the
 start) and hands it to asyncssh on the shared reactor's loop; asyncssh is
@@ -19,9 +19,9 @@ import logging
 import os
 from typing import Any
 
-from core.errors import PluginError
-from core.service import MultiService
-from plugins._console.console import Console
+from tapster.core.errors import PluginError
+from tapster.core.service import MultiService
+from tapster.plugins._console.console import Console
 
 __all__ = ["TelnetService", "ManholeService", "rootOf", "SSH_HINT"]
 
@@ -55,7 +55,7 @@ class _ConsoleService(MultiService):
 
     @tapsterRecipe.setter
     def tapsterRecipe(self, recipe: Any) -> None:
-        from plugins._console.options import scrub_recipe
+        from tapster.plugins._console.options import scrub_recipe
 
         self.__dict__["_recipe"] = scrub_recipe(recipe, self.console.passwordHash)
 
@@ -73,9 +73,11 @@ class _ConsoleService(MultiService):
 class TelnetService(_ConsoleService):
     """The telnet console: a listening child service on ``endpoint`` with the console's factory."""
 
+    __module__ = "tapster.plugins.console"  # the public path saved files record
+
     def __init__(self, endpoint: str, console: Console) -> None:
-        from core import endpoints
-        from plugins._console.telnet import TelnetShellFactory
+        from tapster.core import endpoints
+        from tapster.plugins._console.telnet import TelnetShellFactory
 
         MultiService.__init__(self)
         self.endpoint = endpoint
@@ -94,6 +96,8 @@ class ManholeService(_ConsoleService):
     directory, and an empty one means ``<application name>-ssh-host-key``.
     It is generated on first start (Ed25519, readable by the owner only).
     """
+
+    __module__ = "tapster.plugins.console"  # the public path saved files record
 
     def __init__(self, endpoint: str, console: Console, authorizedKeys: str | None = None, hostKey: str = "") -> None:
         MultiService.__init__(self)
@@ -118,20 +122,20 @@ class ManholeService(_ConsoleService):
     def privilegedStartService(self) -> None:
         MultiService.privilegedStartService(self)
         if self.__dict__.get("_sock") is None:
-            from plugins._console.listen import bind
+            from tapster.plugins._console.listen import bind
 
             self._sock = bind(self.endpoint)
 
     def startService(self) -> None:
         try:
-            from plugins._console import ssh
+            from tapster.plugins._console import ssh
         except ImportError as e:
             if getattr(e, "name", "") and not str(e.name).startswith("asyncssh"):
                 raise
             self._close_socket()
             raise PluginError(SSH_HINT) from None
         if self.__dict__.get("_sock") is None:
-            from plugins._console.listen import bind
+            from tapster.plugins._console.listen import bind
 
             self._sock = bind(self.endpoint)
         try:

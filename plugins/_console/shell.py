@@ -66,7 +66,7 @@ def namespace(application: Any) -> dict[str, Any]:
         "quit": _Quitter("quit"),
     }
     for name in CORE_MODULES:
-        names[name] = importlib.import_module(f"core.{name}")
+        names[name] = importlib.import_module(f"tapster.core.{name}")
     return names
 
 
@@ -79,12 +79,11 @@ def banner(console: Any) -> str:
     """What a session shows after login: where it is and what it can use."""
     import os
 
-    import core
-
+    import tapster.core
     app = console.runtime.application
     name = getattr(app, "name", None) or "?"
     return (
-        f"tapster {core.__version__} console in application {name!r} (pid {os.getpid()}).\n"
+        f"tapster {tapster.core.__version__} console in application {name!r} (pid {os.getpid()}).\n"
         "Names: application (the live service tree), service, internet, protocol, basic, endpoints,\n"
         "log, persist, task, reactor. Changes take effect at once; application.save('known-good')\n"
         "keeps them. Code runs on the reactor: a blocking call blocks the server. exit() or ^D ends.\n"

@@ -25,8 +25,8 @@ from typing import Any
 
 import asyncssh
 
-from core.errors import TapsterError
-from plugins._console.shell import Shell, banner, one_line
+from tapster.core.errors import TapsterError
+from tapster.plugins._console.shell import Shell, banner, one_line
 
 __all__ = ["load_or_create_host_key", "serve", "Listener"]
 
@@ -41,7 +41,7 @@ if logging.getLogger("asyncssh").level == logging.NOTSET:
 
 def load_or_create_host_key(path: str) -> Any:
     """The host key in ``path``, generated (Ed25519, mode 0600) if the file does not exist yet."""
-    from core import persist
+    from tapster.core import persist
 
     if os.path.exists(path):
         try:
@@ -317,7 +317,7 @@ class Listener:
     """The running SSH server of one manhole; :meth:`close` stops it (returns an awaitable)."""
 
     def __init__(self, service: Any, sock: socket.socket, host_key: Any) -> None:
-        from core import reactor
+        from tapster.core import reactor
 
         self.service = service
         self.sock = sock
@@ -362,7 +362,7 @@ class Listener:
             self.sock.close()
         except OSError:
             pass
-        from plugins._console.listen import check_endpoint
+        from tapster.plugins._console.listen import check_endpoint
 
         kind, args, _ = check_endpoint(self.service.endpoint)
         if kind == "unix":

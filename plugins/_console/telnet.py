@@ -27,11 +27,11 @@ import codecs
 import logging
 from typing import Any
 
-from core.protocol import Protocol, ServerFactory
-from plugins._console import negotiation as tn
-from plugins._console.console import Console
-from plugins._console.editor import EndOfFile, Interrupt, Line, LineEditor
-from plugins._console.shell import Shell, banner, one_line
+from tapster.core.protocol import Protocol, ServerFactory
+from tapster.plugins._console import negotiation as tn
+from tapster.plugins._console.console import Console
+from tapster.plugins._console.editor import EndOfFile, Interrupt, Line, LineEditor
+from tapster.plugins._console.shell import Shell, banner, one_line
 
 __all__ = ["TelnetShellFactory", "TelnetShellProtocol"]
 
@@ -319,6 +319,8 @@ class TelnetShellProtocol(Protocol):
 
 class TelnetShellFactory(ServerFactory):
     """Builds console protocols; holds the :class:`Console` (saved with the application)."""
+
+    __module__ = "tapster.plugins.console"  # the public path saved files record
 
     protocol = TelnetShellProtocol
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.protocol import ClientFactory, Protocol
+from tapster.core.protocol import ClientFactory, Protocol
 
 
 class Collector(Protocol):

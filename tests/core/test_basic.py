@@ -1,4 +1,4 @@
-"""Tests for core.basic: line, netstring and length-prefixed framing, driven through StringTransport."""
+"""Tests for tapster.core.basic: line, netstring and length-prefixed framing, driven through StringTransport."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import struct
 
 import pytest
 
-import core.basic
-from core.basic import (
+import tapster.core.basic
+from tapster.core.basic import (
     Int8StringReceiver,
     Int16StringReceiver,
     Int32StringReceiver,
@@ -17,7 +17,7 @@ from core.basic import (
     NetstringReceiver,
     StringTooLongError,
 )
-from core.testing import StringTransport, StringTransportWithDisconnection
+from tapster.core.testing import StringTransport, StringTransportWithDisconnection
 
 
 def connect(proto, transport=None):
@@ -79,7 +79,7 @@ class OnlyLines(LineOnlyReceiver):
 
 
 def test_public_names_are_exported():
-    assert set(core.basic.__all__) == {
+    assert set(tapster.core.basic.__all__) == {
         "LineOnlyReceiver",
         "LineReceiver",
         "NetstringReceiver",
@@ -90,8 +90,8 @@ def test_public_names_are_exported():
         "Int8StringReceiver",
         "StringTooLongError",
     }
-    for name in core.basic.__all__:
-        assert hasattr(core.basic, name)
+    for name in tapster.core.basic.__all__:
+        assert hasattr(tapster.core.basic, name)
 
 
 def test_defaults_match_twisted():

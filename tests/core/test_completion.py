@@ -1,4 +1,4 @@
-"""core._completion: zsh and bash completion scripts generated from Options classes.
+"""tapster.core._completion: zsh and bash completion scripts generated from Options classes.
 
 The scripts are checked three ways: their text, their syntax (``zsh -n``,
 ``bash -n``) and their behaviour, by sourcing them in the real shell and asking
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from core import usage
-from core._completion import bash_completion, shell_code, zsh_completion
-from core.usage import Completions, Options
+from tapster.core import usage
+from tapster.core._completion import bash_completion, shell_code, zsh_completion
+from tapster.core.usage import Completions, Options
 
 ZSH = shutil.which("zsh")
 BASH = shutil.which("bash")

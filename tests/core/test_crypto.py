@@ -1,4 +1,4 @@
-"""Encrypted applications: core._crypto and the passphrase paths of core.persist.
+"""Encrypted applications: tapster.core._persist.crypto and the passphrase paths of tapster.core.persist.
 
 Most tests lower scrypt's cost (``fast_kdf``) so the file stays quick; the
 tests of the header and of the defaults use the real parameters.
@@ -15,9 +15,10 @@ import pytest
 
 pytest.importorskip("cryptography")
 
-from core import _crypto, persist  # noqa: E402
-from core.errors import BadPassphrase, PersistError  # noqa: E402
-from core.service import Application, Service  # noqa: E402
+from tapster.core import persist  # noqa: E402
+from tapster.core._persist import crypto as _crypto  # noqa: E402
+from tapster.core.errors import BadPassphrase, PersistError  # noqa: E402
+from tapster.core.service import Application, Service  # noqa: E402
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ def test_text_and_utf8_bytes_passphrases_agree(fast_kdf) -> None:
     assert _crypto.decrypt(data, decomposed.encode("utf-8"), "x")[1] == b"x"
 
 
-# -- through core.persist --------------------------------------------------------
+# -- through tapster.core.persist --------------------------------------------------------
 
 
 def test_file_on_disk_is_ciphertext(tmp_path: Path, fast_kdf) -> None:
@@ -123,7 +124,7 @@ def test_file_on_disk_is_ciphertext(tmp_path: Path, fast_kdf) -> None:
     persist.save(make_app(), str(path), passphrase="pw")
     data = path.read_bytes()
     assert data.startswith(b"TAPSTER-ENCRYPTED v1 format=pickle ")
-    for plain in (b"TopSecretQuote", b"core.service", b"Application", b"marker", b"svc", b"demo\x94"):
+    for plain in (b"TopSecretQuote", b"tapster.core.service", b"Application", b"marker", b"svc", b"demo\x94"):
         assert plain not in data
     assert persist.is_encrypted(str(path))
     loaded = persist.load(str(path), passphrase="pw")
@@ -132,7 +133,7 @@ def test_file_on_disk_is_ciphertext(tmp_path: Path, fast_kdf) -> None:
 
 
 def test_encrypted_yaml_remembers_its_inner_format(tmp_path: Path, fast_kdf) -> None:
-    from mktap.cli import build
+    from tapster.core.plugin import build_application as build
 
     app = build("qotd", ["--port", "tcp:0:interface=127.0.0.1", "--static", "TopSecretQuote"], appname="q")
     path = tmp_path / "q.eyaml"

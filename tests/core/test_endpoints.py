@@ -1,4 +1,4 @@
-"""core.endpoints: description strings parsed, described, turned into services and endpoints."""
+"""tapster.core.endpoints: description strings parsed, described, turned into services and endpoints."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from core import endpoints
-from core import internet
-from core.endpoints import EndpointError, describe, parse
-from core.errors import TapsterError
-from core.protocol import Factory, Protocol
-from core.ssl import DefaultOpenSSLContextFactory
+from tapster.core import endpoints
+from tapster.core import internet
+from tapster.core.endpoints import EndpointError, describe, parse
+from tapster.core.errors import TapsterError
+from tapster.core.protocol import Factory, Protocol
+from tapster.core.ssl import DefaultOpenSSLContextFactory
 from tests.core._clients import CollectingFactory, Collector  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ def test_public_names_are_exported():
 
 
 def test_importing_is_cheap():
-    code = "import sys, core.endpoints; print(sorted(m for m in ('asyncio', 'ssl', 'core.internet') if m in sys.modules))"
+    code = "import sys, tapster.core.endpoints; print(sorted(m for m in ('asyncio', 'ssl', 'tapster.core.internet') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -433,7 +433,7 @@ def test_ssl_service_serves_tls_to_a_stdlib_client(shared_reactor, run_until, tm
 
 
 def test_ssl_service_with_missing_key_fails_at_start_naming_it(shared_reactor, tmp_path):
-    from core.ssl import TLSContextError
+    from tapster.core.ssl import TLSContextError
 
     missing = str(tmp_path / "gone.key")
     svc = endpoints.service(f"ssl:0:privateKey={missing}:interface=127.0.0.1", _greeter())
@@ -494,7 +494,7 @@ def test_ssl_endpoints_verify_and_talk(shared_reactor, run_until, tmp_path, self
 
 
 def test_server_endpoint_reports_port_in_use_at_listen(shared_reactor):
-    from core.errors import CannotListenError
+    from tapster.core.errors import CannotListenError
 
     first = endpoints.serverFromString(shared_reactor, "tcp:0:interface=127.0.0.1").listen(_greeter())
     try:

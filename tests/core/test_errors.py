@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.errors import CannotListenError, ConnectionRefusedError
+from tapster.core.errors import CannotListenError, ConnectionRefusedError
 
 
 def test_connect_error_has_no_stray_period() -> None:

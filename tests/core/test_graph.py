@@ -8,12 +8,12 @@ import threading
 
 import pytest
 
-from core import _graph
-from core._graph import Atom, Call, Global, Instance, Mapping, Method, Ref, Seq, apply_state, walk
-from core.errors import PersistError
-from core.internet import TCPServer
-from core.protocol import Factory, Protocol
-from core.service import Application, MultiService, Service
+from tapster.core._persist import walker as _graph
+from tapster.core._persist.walker import Atom, Call, Global, Instance, Mapping, Method, Ref, Seq, apply_state, walk
+from tapster.core.errors import PersistError
+from tapster.core.internet import TCPServer
+from tapster.core.protocol import Factory, Protocol
+from tapster.core.service import Application, MultiService, Service
 
 
 class Color(enum.Enum):
@@ -137,10 +137,10 @@ def test_application_tree_keeps_parent_pointing_back_at_the_root():
     app = app_with(Service(), Service())
     graph = walk(app)
     root = graph.root
-    assert isinstance(root, Instance) and root.cls.path == "core.service.Application"
+    assert isinstance(root, Instance) and root.cls.path == "tapster.core.service.Application"
     services = state_of(root)["services"]
     first = services.items[0]
-    assert isinstance(first, Instance) and first.cls.path == "core.service.Service"
+    assert isinstance(first, Instance) and first.cls.path == "tapster.core.service.Service"
     parent = state_of(first)["parent"]
     assert isinstance(parent, Ref) and parent.target is root
     named = state_of(root)["namedServices"]
@@ -200,7 +200,7 @@ def test_instance_without_state_has_none_and_empty_getstate_keeps_its_empty_dict
 def test_classes_and_functions_are_globals_by_import_path():
     node = walk([TCPServer, module_function, len]).root
     paths = [(n.module, n.qualname) for n in node.items]
-    assert paths == [("core.internet", "TCPServer"), ("tests.core.test_graph", "module_function"), ("builtins", "len")]
+    assert paths == [("tapster.core.internet", "TCPServer"), ("tests.core.test_graph", "module_function"), ("builtins", "len")]
     assert all(isinstance(n, Global) for n in node.items)
 
 

@@ -1,8 +1,8 @@
-"""The services of core.internet on the real reactor (both loops), TimerService and LoopingCall.
+"""The services of tapster.core.internet on the real reactor (both loops), TimerService and LoopingCall.
 
 Network services get a fresh reactor through ``service.reactor`` (the harness
 of test_reactor.py), so the shared reactor is never touched. Time-based tests
-use :class:`core.testing.Clock` where they can and the real reactor, with a
+use :class:`tapster.core.testing.Clock` where they can and the real reactor, with a
 deadline, where an awaitable is involved.
 """
 
@@ -22,8 +22,8 @@ import stat
 
 import pytest
 
-from core.errors import CannotListenError, ConnectError, ConnectionDone
-from core.internet import (
+from tapster.core.errors import CannotListenError, ConnectError, ConnectionDone
+from tapster.core.internet import (
     MulticastServer,
     SSLClient,
     SSLServer,
@@ -36,8 +36,8 @@ from core.internet import (
     UNIXDatagramServer,
     UNIXServer,
 )
-from core.service import Application, MultiService
-from core.task import LoopingCall
+from tapster.core.service import Application, MultiService
+from tapster.core.task import LoopingCall
 from tests.core.test_reactor import (  # the shared harness: one fresh reactor per test
     LOCAL,
     Echo,
@@ -56,7 +56,7 @@ from tests.core.test_reactor import (  # the shared harness: one fresh reactor p
 
 @pytest.fixture
 def clock():
-    return pytest.importorskip("core.testing").Clock()
+    return pytest.importorskip("tapster.core.testing").Clock()
 
 
 def started(svc, env: Env):
@@ -154,7 +154,7 @@ def test_tcp_server_can_restart_after_stop(env):
 
 
 def test_tcp_server_pickles_without_its_port(env):
-    from core.protocol import Factory
+    from tapster.core.protocol import Factory
 
     svc = TCPServer(0, Factory.forProtocol(Echo), 10, LOCAL)
     svc.setName("web")

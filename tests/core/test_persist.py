@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import io
 import pickle
 import stat
 
 import pytest
 
-from core import persist
-from core.errors import PersistError
-from core.service import Application, MultiService, Service
+from tapster.core import persist
+from tapster.core.errors import PersistError
+from tapster.core.service import Application, MultiService, Service
 
 
 class Unpicklable(Service):
@@ -55,7 +56,10 @@ def test_save_and_load_round_trip(tmp_path):
 def test_saved_file_is_a_pickle(tmp_path):
     path = tmp_path / "demo.tap"
     persist.save(make_app(), str(path))
-    assert pickle.loads(path.read_bytes()).marker == "v1"
+    stream = io.BytesIO(path.read_bytes())
+    assert pickle.load(stream) == ("tapster-application", 1)  # the format's version, read before the app
+    assert pickle.load(stream).marker == "v1"
+    assert stream.read() == b""
 
 
 def test_save_replaces_an_existing_file(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for core.protocol: factories, reconnection, datagram protocols and the class-level asyncio alias."""
+"""Tests for tapster.core.protocol: factories, reconnection, datagram protocols and the class-level asyncio alias."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pickle
 
 import pytest
 
-from core.address import IPv4Address
-from core.basic import LineReceiver
-from core.errors import ConnectError, ConnectionDone, ConnectionLost
-from core.failure import Failure
-from core.protocol import (
+from tapster.core.address import IPv4Address
+from tapster.core.basic import LineReceiver
+from tapster.core.errors import ConnectError, ConnectionDone, ConnectionLost
+from tapster.core.failure import Failure
+from tapster.core.protocol import (
     ClientFactory,
     DatagramProtocol,
     Factory,
@@ -18,7 +18,7 @@ from core.protocol import (
     ReconnectingClientFactory,
     ServerFactory,
 )
-from core.testing import Clock, MemoryReactor, StringTransport
+from tapster.core.testing import Clock, MemoryReactor, StringTransport
 
 ADDR = IPv4Address("TCP", "127.0.0.1", 40000)
 
@@ -430,8 +430,8 @@ class _FakeAioTransport:
 
 
 def _transport_pair():
-    from core._transport import Transport
-    from core.protocol import Protocol
+    from tapster.core._reactor.transport import Transport
+    from tapster.core.protocol import Protocol
 
     aio = _FakeAioTransport()
     return aio, Transport(aio, Protocol())
@@ -459,8 +459,8 @@ def test_protocol_resume_keeps_the_backpressure_pause() -> None:
 
 
 def test_transport_connected_flag() -> None:
-    from core.errors import ConnectionDone
-    from core.failure import Failure
+    from tapster.core.errors import ConnectionDone
+    from tapster.core.failure import Failure
 
     _, t = _transport_pair()
     assert t.connected
@@ -469,7 +469,7 @@ def test_transport_connected_flag() -> None:
 
 
 def test_subclass_defining_data_received_keeps_it() -> None:
-    from core.protocol import Protocol
+    from tapster.core.protocol import Protocol
 
     class Native(Protocol):
         def data_received(self, data: bytes) -> None:
@@ -487,8 +487,8 @@ def test_half_closeable_protocol_keeps_writing_after_the_peer_stops_sending() ->
     """Twisted's IHalfCloseableProtocol: readConnectionLost instead of a close on EOF."""
     import socket as socketlib
 
-    from core._builtin_hooks import _asyncio_reactor
-    from core.protocol import Factory, Protocol
+    from tapster.core._builtin_hooks import _asyncio_reactor
+    from tapster.core.protocol import Factory, Protocol
 
     class Summer(Protocol):
         total = 0

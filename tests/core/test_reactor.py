@@ -22,10 +22,10 @@ from typing import Any, Callable
 
 import pytest
 
-from core import _builtin_hooks
-from core._ports import NotConnectingError
-from core.address import IPv4Address, IPv6Address, UNIXAddress
-from core.errors import (
+from tapster.core import _builtin_hooks
+from tapster.core._reactor.ports import NotConnectingError
+from tapster.core.address import IPv4Address, IPv6Address, UNIXAddress
+from tapster.core.errors import (
     AlreadyCalled,
     AlreadyCancelled,
     CannotListenError,
@@ -39,7 +39,7 @@ from core.errors import (
     TapsterError,
     TimeoutError,
 )
-from core.protocol import ClientFactory, DatagramProtocol, Protocol, ReconnectingClientFactory
+from tapster.core.protocol import ClientFactory, DatagramProtocol, Protocol, ReconnectingClientFactory
 
 LOCAL = "127.0.0.1"
 MB = 1024 * 1024
@@ -473,7 +473,7 @@ def test_stop_listening_stops_accepting_and_stops_the_factory(env):
         probe.settimeout(2)
         try:
             probe.connect((LOCAL, number))
-        except OSError as e:  # the builtin ConnectionRefusedError (shadowed by core.errors' here)
+        except OSError as e:  # the builtin ConnectionRefusedError (shadowed by tapster.core.errors' here)
             return e.errno == errno.ECONNREFUSED
         finally:
             probe.close()
@@ -1516,7 +1516,7 @@ def test_pull_producer_waits_while_the_peer_does_not_read(env):
 
 @pytest.fixture
 def shared():
-    import core.reactor as shared_reactor
+    import tapster.core.reactor as shared_reactor
 
     saved = shared_reactor._reactor
     shared_reactor._reactor = None

@@ -9,8 +9,8 @@ import pickle
 
 import pytest
 
-from core import persist
-from core.service import (
+from tapster.core import persist
+from tapster.core.service import (
     Application,
     IProcess,
     IService,

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from core import _source_format, internet, persist
-from core.errors import PersistError
-from core.service import Application, Service
+from tapster.core import internet, persist
+from tapster.core._persist import source_format as _source_format
+from tapster.core.errors import PersistError
+from tapster.core.service import Application, Service
 from tests.core.test_xml_format import assert_same_application, build, plugin_apps, shape
 
 
@@ -38,7 +39,7 @@ class Point:
 
 
 class TCPServer(internet.TCPServer):
-    """Same name as core.internet.TCPServer: the generated imports must not clash."""
+    """Same name as tapster.core.internet.TCPServer: the generated imports must not clash."""
 
 
 def roundtrip(tmp_path: Path, app: Any) -> Any:
@@ -66,10 +67,10 @@ def test_generated_source_reads_like_code(tmp_path):
     text = source_of(build("qotd", ["-p", "tcp:8007:interface=127.0.0.1", "-s", "Hi"], uid=1000))
     lines = text.splitlines()
     assert lines[0] == _source_format.HEADER
-    assert "from core._source_format import instance, setstate" in lines
-    assert "from core.internet import TCPServer" in lines
-    assert "from plugins.qotd import QOTDFactory" in lines
-    assert "from plugins.quoters import StaticQuoter" in lines
+    assert "from tapster.core.persist import instance, setstate" in lines
+    assert "from tapster.core.internet import TCPServer" in lines
+    assert "from tapster.plugins.qotd import QOTDFactory" in lines
+    assert "from tapster.plugins.quoters import StaticQuoter" in lines
     assert "application = instance(Application)" in lines
     assert "qotd = instance(TCPServer, {" in lines  # a shared object gets a variable named after the service
     assert "setstate(application, {" in lines  # the root is referred to from inside: created first, filled last
@@ -102,10 +103,10 @@ def test_an_edited_file_loads_with_the_edit(tmp_path):
 def test_hand_written_twisted_style_file_loads_by_extension(tmp_path):
     path = tmp_path / "hand.tas"
     path.write_text(
-        "from core.service import Application\n"
-        "from core import internet\n"
-        "from plugins.qotd import QOTDFactory\n"
-        "from plugins.quoters import StaticQuoter\n\n"
+        "from tapster.core.service import Application\n"
+        "from tapster.core import internet\n"
+        "from tapster.plugins.qotd import QOTDFactory\n"
+        "from tapster.plugins.quoters import StaticQuoter\n\n"
         "application = Application('hand')\n"
         "internet.TCPServer(8007, QOTDFactory(StaticQuoter('hand made'))).setServiceParent(application)\n"
     )
@@ -163,7 +164,7 @@ def test_classes_with_the_same_name_get_distinct_imports(tmp_path):
     internet.TCPServer(1, None).setServiceParent(app)
     TCPServer(2, None).setServiceParent(app)
     text = source_of(app)
-    assert "from core.internet import TCPServer\n" in text
+    assert "from tapster.core.internet import TCPServer\n" in text
     assert "from tests.core.test_source_format import TCPServer as TCPServer_2\n" in text
     loaded = roundtrip(tmp_path, app)
     assert [type(s) for s in loaded] == [internet.TCPServer, TCPServer]
@@ -179,7 +180,7 @@ def test_variables_are_named_after_services_and_never_shadow_builtins(name, vari
 
 
 def test_plugin_options_object_round_trips(tmp_path):
-    from core.plugin import load_plugin
+    from tapster.core.plugin import load_plugin
 
     config = load_plugin("echo").options()
     config.parseOptions(["-p", "7007"])

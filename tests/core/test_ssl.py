@@ -1,4 +1,4 @@
-"""core.ssl: picklable TLS context factories, their errors, and real TLS on 127.0.0.1."""
+"""tapster.core.ssl: picklable TLS context factories, their errors, and real TLS on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core import ssl as tssl
-from core.errors import TapsterError
-from core.protocol import Factory, Protocol
+from tapster.core import ssl as tssl
+from tapster.core.errors import TapsterError
+from tapster.core.protocol import Factory, Protocol
 from tests.core._clients import CollectingFactory, Collector  # noqa: F401
 
 

@@ -1,12 +1,12 @@
-"""Tests for core.testing: the string transports, the clock and the memory reactor."""
+"""Tests for tapster.core.testing: the string transports, the clock and the memory reactor."""
 
 from __future__ import annotations
 
 import pytest
 
-import core.testing
-from core.address import IPv4Address, IPv6Address, UNIXAddress
-from core.errors import (
+import tapster.core.testing
+from tapster.core.address import IPv4Address, IPv6Address, UNIXAddress
+from tapster.core.errors import (
     AlreadyCalled,
     AlreadyCancelled,
     ConnectError,
@@ -15,9 +15,9 @@ from core.errors import (
     ReactorAlreadyRunning,
     ReactorNotRunning,
 )
-from core.failure import Failure
-from core.protocol import ClientFactory, DatagramProtocol, Factory, Protocol
-from core.testing import (
+from tapster.core.failure import Failure
+from tapster.core.protocol import ClientFactory, DatagramProtocol, Factory, Protocol
+from tapster.core.testing import (
     Clock,
     FakeConnector,
     FakeDatagramPort,
@@ -30,7 +30,7 @@ from core.testing import (
 
 
 def test_public_names_are_exported():
-    assert set(core.testing.__all__) == {
+    assert set(tapster.core.testing.__all__) == {
         "StringTransport",
         "StringTransportWithDisconnection",
         "Clock",
@@ -40,8 +40,8 @@ def test_public_names_are_exported():
         "FakeDatagramPort",
         "FakeConnector",
     }
-    for name in core.testing.__all__:
-        assert hasattr(core.testing, name)
+    for name in tapster.core.testing.__all__:
+        assert hasattr(tapster.core.testing, name)
 
 
 # -- StringTransport ------------------------------------------------------------------

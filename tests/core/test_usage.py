@@ -1,4 +1,4 @@
-"""core.usage.Options: Twisted's command-line semantics, error cases included."""
+"""tapster.core.usage.Options: Twisted's command-line semantics, error cases included."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-import core
-from core import usage
-from core.errors import TapsterError
-from core.usage import Options, UsageError
+import tapster.core
+from tapster.core import usage
+from tapster.core.errors import TapsterError
+from tapster.core.usage import Options, UsageError
 
 # Option classes live at module level so that pickle can find them.
 
@@ -658,7 +658,7 @@ def test_version_defaults_to_tapster_version(capsys, monkeypatch):
     with pytest.raises(SystemExit) as info:
         Main().parseOptions(["other", "--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out == f"mktap other {core.__version__}\n"
+    assert capsys.readouterr().out == f"mktap other {tapster.core.__version__}\n"
 
 
 # ---------------------------------------------------------------- dict-ness
@@ -834,6 +834,7 @@ def test_public_names():
     assert set(usage.__all__) == {
         "UsageError",
         "Options",
+        "OptionSpec",
         "CoerceParameter",
         "portCoerce",
         "flagFunction",
@@ -856,13 +857,13 @@ def test_public_names():
 
 def test_importing_usage_stays_light():
     code = (
-        "import sys; before = set(sys.modules); import core.usage; "
+        "import sys; before = set(sys.modules); import tapster.core.usage; "
         "heavy = {'asyncio', 'typing', 're', 'textwrap', 'inspect', 'difflib', 'rich'}; "
         "heavy &= set(sys.modules) - before; "
         "print(sorted(heavy))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=core.__path__[0] + "/.."
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
 

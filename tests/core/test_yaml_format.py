@@ -9,12 +9,13 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from core import _yaml_format, persist, usage
-from core.errors import PersistError
-from core.internet import TCPServer
-from core.plugin import ServiceMaker
-from core.service import Application, Service
-from mktap.cli import build
+from tapster.core import _assembly, persist, usage
+from tapster.core._persist import yaml_format as _yaml_format
+from tapster.core.errors import PersistError
+from tapster.core.internet import TCPServer
+from tapster.core.plugin import ServiceMaker
+from tapster.core.service import Application, Service
+from tapster.core.plugin import build_application as build
 
 
 class DemoOptions(usage.Options):
@@ -51,7 +52,7 @@ class DemoService(Service):
 @pytest.fixture
 def demo_plugin(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """A plugin ``demo`` (besides the installed ones); returns the configs makeService saw."""
-    import core.plugin
+    import tapster.core.plugin
 
     seen: list[dict] = []
 
@@ -61,14 +62,14 @@ def demo_plugin(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
         seen.append(dict(config))
         return DemoService(config)
 
-    real = core.plugin.load_plugin
+    real = tapster.core.plugin.load_plugin
 
     def load_plugin(name: str):
         if name == "demo":
             return ServiceMaker("demo", "A demo.", DemoOptions, make, SimpleNamespace(__file__="demo.py"))
         return real(name)
 
-    monkeypatch.setattr(core.plugin, "load_plugin", load_plugin)
+    monkeypatch.setattr(tapster.core.plugin, "load_plugin", load_plugin)
     return seen
 
 
@@ -83,7 +84,7 @@ def parsed(argv: list[str]) -> DemoOptions:
 
 def test_recipe_records_given_options_by_long_name_as_typed() -> None:
     argv = ["-p", "9000", "-v", "--include=a", "-i", "b", "-LL", "--greeting", "hi", "x", "y"]
-    recipe = _yaml_format.recipe_for("demo", parsed(argv), argv)
+    recipe = _assembly.recipe_for("demo", parsed(argv), argv)
     assert recipe == {
         "plugin": "demo",
         "options": {"port": "9000", "verbose": True, "include": ["a", "b"], "loud": 2, "greeting": "hi"},
@@ -93,7 +94,7 @@ def test_recipe_records_given_options_by_long_name_as_typed() -> None:
 
 def test_recipe_leaves_out_options_not_given_and_keeps_the_last_parameter() -> None:
     argv = ["--port", "1", "--port", "2", "--include", "only"]
-    assert _yaml_format.recipe_for("demo", parsed(argv), argv) == {
+    assert _assembly.recipe_for("demo", parsed(argv), argv) == {
         "plugin": "demo",
         "options": {"port": "2", "include": "only"},
     }
@@ -102,13 +103,13 @@ def test_recipe_leaves_out_options_not_given_and_keeps_the_last_parameter() -> N
 def test_options_argv_rebuilds_the_same_config() -> None:
     argv = ["-p", "9000", "-v", "-i", "a", "-i", "-dash", "-LLL", "--greeting=hi there", "--", "-x"]
     original = parsed(argv)
-    recipe = _yaml_format.recipe_for("demo", original, argv)
-    again = parsed(_yaml_format.options_argv(DemoOptions(), recipe["options"], recipe.get("args", ())))
+    recipe = _assembly.recipe_for("demo", original, argv)
+    again = parsed(_assembly.options_argv(DemoOptions(), recipe["options"], recipe.get("args", ())))
     assert dict(again) == dict(original)
 
 
 def test_options_argv_accepts_hand_written_values() -> None:
-    argv = _yaml_format.options_argv(
+    argv = _assembly.options_argv(
         DemoOptions(), {"port": 9000, "verbose": False, "loud": 0, "include": None, "greeting": 1.5}
     )
     config = parsed(argv)
@@ -129,13 +130,13 @@ def test_options_argv_accepts_hand_written_values() -> None:
 )
 def test_options_argv_names_the_bad_option(options: dict, match: str) -> None:
     with pytest.raises(usage.UsageError, match=match):
-        _yaml_format.options_argv(DemoOptions(), options)
+        _assembly.options_argv(DemoOptions(), options)
 
 
 def test_unique_names_for_a_second_service_of_a_plugin() -> None:
     app = Application("a")
     for _ in range(3):
-        _yaml_format.attach(app, Service(), {"plugin": "demo", "options": {}})
+        _assembly.attach(app, Service(), {"plugin": "demo", "options": {}})
     assert [s.name for s in app] == ["demo", "demo-2", "demo-3"]
     assert all(s.tapsterRecipe["plugin"] == "demo" for s in app)
 
@@ -144,7 +145,7 @@ def test_attach_keeps_a_name_the_plugin_chose() -> None:
     app = Application("a")
     service = Service()
     service.setName("web")
-    _yaml_format.attach(app, service, {"plugin": "demo", "options": {}})
+    _assembly.attach(app, service, {"plugin": "demo", "options": {}})
     assert app.getServiceNamed("web") is service
 
 
@@ -154,8 +155,7 @@ def test_attach_keeps_a_name_the_plugin_chose() -> None:
 def two_service_app() -> Application:
     app = build("qotd", ["-p", "tcp:0:interface=127.0.0.1", "--static", "Hi: there"], appname="both", uid=1000,
                 gid="staff")
-    from core._yaml_format import attach
-    from mktap.cli import make_service
+    from tapster.core.plugin import attach, make_service
 
     service, recipe = make_service("echo", ["--port", "tcp:0:interface=127.0.0.1"])
     attach(app, service, recipe)

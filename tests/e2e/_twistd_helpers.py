@@ -75,10 +75,10 @@ def tac(directory: Path, name: str, body: str) -> Path:
 
 
 QOTD_TAC = """\
-from core.internet import TCPServer
-from core.service import Application
-from plugins.qotd import QOTDFactory
-from plugins.quoters import StaticQuoter
+from tapster.core.internet import TCPServer
+from tapster.core.service import Application
+from tapster.plugins.qotd import QOTDFactory
+from tapster.plugins.quoters import StaticQuoter
 
 application = Application("tacqotd")
 TCPServer({port}, QOTDFactory(StaticQuoter("from a tac")), interface="127.0.0.1").setServiceParent(application)
@@ -87,7 +87,7 @@ TCPServer({port}, QOTDFactory(StaticQuoter("from a tac")), interface="127.0.0.1"
 #: An application whose stopService never completes: twistd must force the stop.
 SLOW_TAC = QOTD_TAC + """
 import asyncio
-from core.service import Service
+from tapster.core.service import Service
 
 
 class Slow(Service):
@@ -103,8 +103,8 @@ Slow().setServiceParent(application)
 CHATTY_TAC = QOTD_TAC + """
 import itertools
 
-from core import log
-from core.internet import TimerService
+from tapster.core import log
+from tapster.core.internet import TimerService
 
 counter = itertools.count()
 TimerService(0.002, lambda: log.msg("tick %d %s" % (next(counter), "x" * 200))).setServiceParent(application)

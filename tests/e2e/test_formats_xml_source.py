@@ -97,9 +97,9 @@ def test_a_file_naming_a_missing_class_is_one_clear_line(tmp_path: Path) -> None
     """A hand-edited .tax naming a class its plugin lacks: one line naming it, and the file is left as it was."""
     path = tmp_path / "broken.tax"
     path.write_text(HOSTILE_CALL.format(marker=tmp_path / "x").replace('module="os" name="system"',
-                                                                        'module="plugins.qotd" name="Nope"'))
+                                                                        'module="tapster.plugins.qotd" name="Nope"'))
     before = path.read_bytes()
     result = run("twistd", "-n", "-f", "broken.tax", cwd=tmp_path)
     assert_one_clean_line(result)
-    assert "plugins.qotd.Nope does not exist" in result.stderr
+    assert "tapster.plugins.qotd.Nope is not allowed in an XML application" in result.stderr
     assert path.read_bytes() == before

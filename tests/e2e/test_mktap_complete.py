@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.plugin import format_specs
+from tapster.core.plugin import format_specs
 from tests.e2e._e2e import assert_one_clean_line, command, free_port, nc, run, wait_for_port
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -107,7 +107,7 @@ def test_encrypted_build_is_ciphertext_and_wrong_passphrase_leaves_it(tmp_path: 
     path = tmp_path / "qotd.etap"
     data = path.read_bytes()
     assert data.startswith(b"TAPSTER-ENCRYPTED v1 format=pickle scrypt ")
-    for plain in (b"TopSecretQuote", b"QOTDFactory", b"plugins.qotd", b"core.internet"):
+    for plain in (b"TopSecretQuote", b"QOTDFactory", b"tapster.plugins.qotd", b"tapster.core.internet"):
         assert plain not in data
 
     wrong = run("mktap", "--append", "qotd.etap", "--passphrase-file", "bad", "echo", cwd=tmp_path)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pickle
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from tapster.core import persist
 from tests.e2e._e2e import command, free_port, nc, run, wait_for_port
 
 
@@ -64,8 +64,7 @@ def test_saved_application_holds_the_plugins_service(tmp_path: Path) -> None:
     port = free_port()
     made = run("mktap", "-n", "myapp", "-u", "1000", "-g", "nogroup", "qotd", "-p", endpoint(port), "-s", "x", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
-    with open(tmp_path / "myapp.tap", "rb") as f:
-        app = pickle.load(f)
+    app = persist.load(str(tmp_path / "myapp.tap"))
     assert app.name == "myapp" and app.processName == "myapp"
     assert (app.uid, app.gid) == (1000, "nogroup")
     service = app.getServiceNamed("qotd")
@@ -83,10 +82,10 @@ def test_plugin_options_after_the_plugin_name_are_the_plugins(tmp_path: Path) ->
 
 
 def test_python_dash_m_entry_points(tmp_path: Path) -> None:
-    for module in ("mktap", "twistd"):
+    for module in ("tapster.mktap", "tapster.twistd"):
         p = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=tmp_path)
         assert p.returncode == 0, p.stderr
-        assert p.stdout.startswith(f"Usage: {module}")
+        assert p.stdout.startswith(f"Usage: {module.rpartition('.')[2]}")
     assert command("mktap") and command("twistd")
 
 

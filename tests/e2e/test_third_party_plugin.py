@@ -95,7 +95,7 @@ def test_installed_plugin_is_listed_built_and_served(venv: Path, tmp_path: Path)
     assert "Greets whoever connects by name" in rows["hello"]
     assert "qotd" in rows and "echo" in rows
 
-    where = run(venv, "python", "-c", "import core, tapster_hello; print(core.__file__, tapster_hello.__file__)",
+    where = run(venv, "python", "-c", "import tapster.core, tapster_hello; print(tapster.core.__file__, tapster_hello.__file__)",
                 cwd=tmp_path)
     assert where.stdout.count(str(venv)) == 2, where.stdout  # both imported from the throwaway venv
 

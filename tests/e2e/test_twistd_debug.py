@@ -14,7 +14,7 @@ from tests.e2e._e2e import DEADLINE, command, free_port, nc, wait_for, wait_for_
 from tests.e2e._twistd_helpers import QOTD_TAC, tac
 
 BOOM_TAC = QOTD_TAC + """
-from core.service import Service
+from tapster.core.service import Service
 
 
 def boom():
@@ -24,7 +24,7 @@ def boom():
 class Boom(Service):
     def startService(self):
         Service.startService(self)
-        from core import reactor
+        from tapster.core import reactor
         reactor.callLater(0.05, boom)
 
 
@@ -100,4 +100,4 @@ def test_spew_logs_the_applications_calls(tmp_path: Path, twistd) -> None:
     wait_for_port(port, server.proc)
     assert nc(port) == b"An apple a day keeps the doctor away.\r\n"
     assert server.stop() == 0
-    assert "[spew] INFO: plugins.qotd.QOTD.connectionMade (" in server.stdout
+    assert "[spew] INFO: tapster.plugins.qotd.QOTD.connectionMade (" in server.stdout

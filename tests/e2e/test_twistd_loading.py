@@ -59,7 +59,7 @@ def test_tac_runs_in_the_foreground(tmp_path: Path, twistd) -> None:
 
 
 def test_tac_without_application_fails_the_daemon_launch_with_one_line(tmp_path: Path) -> None:
-    tac(tmp_path, "bad.tac", "from core.service import Application\napp = Application('x')\n")
+    tac(tmp_path, "bad.tac", "from tapster.core.service import Application\napp = Application('x')\n")
     r = run("twistd", "-y", "bad.tac", "--pidfile", "b.pid", cwd=tmp_path)
     assert_one_clean_line(r)
     assert r.returncode == 1 and "bad.tac defines no `application`" in r.stderr

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from core import _crypto, persist
-from core.plugin import PluginEntry
-from mktap.cli import main
-from mktap.options import MkTapOptions, split_argv
+from tapster.core import persist
+from tapster.core._persist import crypto as _crypto
+from tapster.core.plugin import PluginEntry
+from tapster.mktap.cli import main
+from tapster.mktap.options import MkTapOptions, split_argv
 
 PORT = "tcp:0:interface=127.0.0.1"
 
@@ -80,12 +81,12 @@ def test_split_argv_knows_the_new_options(argv, expected) -> None:
 
 
 def test_type_shorthands(monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.plugin
+    import tapster.core.plugin
 
-    fake = dict(core.plugin.format_specs())
+    fake = dict(tapster.core.plugin.format_specs())
     fake.setdefault("xml", fake["pickle"])
     fake.setdefault("source", fake["pickle"])
-    monkeypatch.setattr(core.plugin, "format_specs", lambda: fake)
+    monkeypatch.setattr(tapster.core.plugin, "format_specs", lambda: fake)
     for argv, kind in ((["-x"], "xml"), (["--source"], "source"), (["-t", "yaml"], "yaml"), ([], None),
                        (["-x", "-t", "xml"], "xml")):
         opts = MkTapOptions()
@@ -283,8 +284,8 @@ def test_interrupt_during_rename_keeps_the_old_file(monkeypatch: pytest.MonkeyPa
 
 
 def test_serializer_failing_half_way_writes_nothing(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    from core import persist as persist_module
-    from core.errors import PersistError
+    from tapster.core import persist as persist_module
+    from tapster.core.errors import PersistError
 
     real = persist_module.format_for
 
@@ -347,16 +348,16 @@ def test_progress_on_a_terminal_uses_rich(monkeypatch: pytest.MonkeyPatch) -> No
 def test_debug_shows_plugin_loading_details(capsys) -> None:
     assert main(["-d", "echo", "-p", PORT]) == 0
     err = capsys.readouterr().err
-    assert "debug: plugin echo: entry point 'plugins.echo' of tapster" in err
+    assert "debug: plugin echo: entry point 'tapster.plugins.echo' of tapster" in err
     assert "imported from" in err and "echo.py" in err
     assert "debug: importing plugin echo:" in err and " ms" in err
 
 
 def test_plugin_claimed_by_two_distributions_is_a_warning_naming_both(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    import core.plugin
+    import tapster.core.plugin
 
-    entry = PluginEntry("echo", "plugins.echo", "tapster", "1", others=("evil-echo",))
-    monkeypatch.setattr(core.plugin, "find_plugin", lambda name: entry)
+    entry = PluginEntry("echo", "tapster.plugins.echo", "tapster", "1", others=("evil-echo",))
+    monkeypatch.setattr(tapster.core.plugin, "find_plugin", lambda name: entry)
     assert main(["echo", "-p", PORT]) == 0
     err = capsys.readouterr().err
     assert "warning: plugin 'echo' is provided by tapster and also by evil-echo; using tapster" in err

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import pytest
 
-from core.errors import PluginError
-from core.plugin import PluginEntry, find_plugin, plugin_rows
-from mktap.cli import main
-from mktap.options import split_argv
+from tapster.core import persist
+from tapster.core.errors import PluginError
+from tapster.core.plugin import PluginEntry, find_plugin, plugin_rows
+from tapster.mktap.cli import main
+from tapster.mktap.options import split_argv
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,7 @@ def test_builds_and_saves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsy
     monkeypatch.chdir(tmp_path)
     assert main(["-n", "quotes", "qotd", "-p", "tcp:8007:interface=127.0.0.1", "-s", "hi"]) == 0
     assert "quotes.tap" in capsys.readouterr().err
-    app = pickle.loads((tmp_path / "quotes.tap").read_bytes())
+    app = persist.load(str(tmp_path / "quotes.tap"))
     assert app.name == "quotes" and app.persistStyle == "pickle"
     assert [s.name for s in app] == ["qotd"]
 
@@ -86,12 +86,12 @@ def test_unknown_format_is_a_usage_error(capsys, tmp_path: Path, monkeypatch: py
 
 
 def test_failing_make_service_is_one_line_without_debug(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import plugins.echo
+    import tapster.plugins.echo
 
     def boom(config):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(plugins.echo, "makeService", boom)
+    monkeypatch.setattr(tapster.plugins.echo, "makeService", boom)
     monkeypatch.chdir(tmp_path)
     assert main(["echo"]) == 1
     err = capsys.readouterr().err
@@ -121,6 +121,6 @@ def test_broken_plugin_is_listed_as_broken_and_others_still_listed() -> None:
 
 
 def test_duplicate_claim_is_flagged() -> None:
-    entry = PluginEntry("qotd", "plugins.qotd", "tapster", "1", others=("otherdist",))
+    entry = PluginEntry("qotd", "tapster.plugins.qotd", "tapster", "1", others=("otherdist",))
     (name, text), = plugin_rows({"qotd": entry})
     assert "otherdist" in text and "WARNING" in text

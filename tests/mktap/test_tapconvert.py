@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from core import _crypto, persist
-from core.service import Service
-from mktap.cli import build
-from mktap.tapconvert import main
+from tapster.core import persist
+from tapster.core._persist import crypto as _crypto
+from tapster.core.service import Service
+from tapster.core.plugin import build_application as build
+from tapster.mktap.tapconvert import main
 
 PORT = "tcp:0:interface=127.0.0.1"
 

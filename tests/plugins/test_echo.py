@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.internet import TCPServer
-from core.testing import StringTransport
-from plugins import echo
+from tapster.core.internet import TCPServer
+from tapster.core.testing import StringTransport
+from tapster.plugins import echo
 
 
 def test_echoes_every_chunk() -> None:

@@ -6,11 +6,11 @@ import pickle
 
 import pytest
 
-from core import usage
-from core.internet import TCPServer, UNIXServer
-from core.testing import StringTransport
-from plugins import qotd
-from plugins.quoters import DEFAULT_QUOTE, FortuneQuoter, StaticQuoter, parse_fortunes
+from tapster.core import usage
+from tapster.core.internet import TCPServer, UNIXServer
+from tapster.core.testing import StringTransport
+from tapster.plugins import qotd
+from tapster.plugins.quoters import DEFAULT_QUOTE, FortuneQuoter, StaticQuoter, parse_fortunes
 
 
 def test_parse_fortunes_splits_on_percent_lines_and_drops_empty_ones() -> None:
@@ -136,6 +136,6 @@ def test_plugin_module_is_light() -> None:
     import subprocess
     import sys
 
-    code = "import sys, plugins.qotd, plugins.echo; print('asyncio' in sys.modules)"
+    code = "import sys, tapster.plugins.qotd, tapster.plugins.echo; print('asyncio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from core.service import Application
-from plugins._console.shell import PS1, PS2, Shell, namespace, one_line
+from tapster.core.service import Application
+from tapster.plugins._console.shell import PS1, PS2, Shell, namespace, one_line
 
 
 class Client:
@@ -134,12 +134,12 @@ def test_namespace_holds_application_and_core_modules() -> None:
     app = Application("demo")
     names = namespace(app)
     assert names["application"] is app
-    import core.internet
-    import core.service
+    import tapster.core.internet
+    import tapster.core.service
 
-    assert names["internet"] is core.internet and names["service"] is core.service
+    assert names["internet"] is tapster.core.internet and names["service"] is tapster.core.service
     for name in ("protocol", "basic", "endpoints", "log", "persist", "reactor", "task"):
-        assert names[name].__name__ == f"core.{name}"
+        assert names[name].__name__ == f"tapster.core.{name}"
     assert "exit()" in repr(names["exit"])
 
 

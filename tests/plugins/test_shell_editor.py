@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plugins._console.editor import EndOfFile, Interrupt, Line, LineEditor
+from tapster.plugins._console.editor import EndOfFile, Interrupt, Line, LineEditor
 
 
 def typed(editor: LineEditor, text: str) -> tuple[str, list]:

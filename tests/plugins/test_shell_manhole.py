@@ -15,11 +15,11 @@ from typing import Any, Iterator
 
 import pytest
 
-from core import usage
-from core.errors import PluginError
-from core.service import Application
-from plugins import manhole
-from plugins._console.service import ManholeService
+from tapster.core import usage
+from tapster.core.errors import PluginError
+from tapster.core.service import Application
+from tapster.plugins import manhole
+from tapster.plugins._console.service import ManholeService
 
 PASSWORD = "letmein"
 
@@ -72,7 +72,7 @@ def test_without_asyncssh_start_fails_clearly_and_frees_the_port(monkeypatch: py
     app = Application("a")
     service.setServiceParent(app)
     monkeypatch.setitem(sys.modules, "asyncssh", None)
-    monkeypatch.delitem(sys.modules, "plugins._console.ssh", raising=False)
+    monkeypatch.delitem(sys.modules, "tapster.plugins._console.ssh", raising=False)
     app.privilegedStartService()
     sock = service._sock
     with pytest.raises(PluginError, match="tapster\\[ssh\\]"):
@@ -286,7 +286,7 @@ def test_stopping_frees_the_port(running: Running) -> None:
 
 
 def test_idle_connection_is_closed(running: Running) -> None:
-    from core.testing import Clock
+    from tapster.core.testing import Clock
 
     clock = Clock()
     running.service.console.clock = clock  # timers from now on run on the test clock

@@ -6,9 +6,9 @@ import hmac
 
 import pytest
 
-from core.testing import Clock
-from plugins._console import auth
-from plugins._console.auth import Credentials, HashError, Throttle, check_hash, check_password, hash_password
+from tapster.core.testing import Clock
+from tapster.plugins._console import auth
+from tapster.plugins._console.auth import Credentials, HashError, Throttle, check_hash, check_password, hash_password
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from plugins._console import negotiation as tn
-from plugins._console.negotiation import Command, Data, Negotiation, OptionNegotiator, Subnegotiation, TelnetParser
+from tapster.plugins._console import negotiation as tn
+from tapster.plugins._console.negotiation import Command, Data, Negotiation, OptionNegotiator, Subnegotiation, TelnetParser
 
 
 def feed_all(*chunks: bytes) -> list:

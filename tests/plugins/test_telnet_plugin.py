@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from core import persist, usage
-from core.internet import TCPServer, UNIXServer
-from core.service import Application
-from mktap.cli import build
-from plugins import telnet
-from plugins._console.auth import check_password
-from plugins._console.options import duration, listen_description, scrub_recipe
-from plugins._console.service import TelnetService, rootOf
+from tapster.core import persist, usage
+from tapster.core.internet import TCPServer, UNIXServer
+from tapster.core.service import Application
+from tapster.core.plugin import build_application as build
+from tapster.plugins import telnet
+from tapster.plugins._console.auth import check_password
+from tapster.plugins._console.options import duration, listen_description, scrub_recipe
+from tapster.plugins._console.service import TelnetService, rootOf
 
 PASSWORD = "open sesame"
 
@@ -126,7 +126,7 @@ def test_usage_text_warns_about_clear_text() -> None:
 
 
 def test_plugin_modules_stay_light() -> None:
-    code = "import sys, plugins.telnet, plugins.manhole; print(sorted(m for m in ('asyncio', 'asyncssh') if m in sys.modules))"
+    code = "import sys, tapster.plugins.telnet, tapster.plugins.manhole; print(sorted(m for m in ('asyncio', 'asyncssh') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -185,7 +185,7 @@ def test_start_finds_the_root_and_publishes_it_on_main(password_file: str, share
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import __main__
 
-    from core.service import MultiService
+    from tapster.core.service import MultiService
 
     monkeypatch.delattr(__main__, "application", raising=False)
     app = Application("root-app")

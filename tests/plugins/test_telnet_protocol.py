@@ -8,12 +8,12 @@ import logging
 
 import pytest
 
-from core.address import IPv4Address
-from core.service import Application
-from core.testing import Clock, StringTransportWithDisconnection
-from plugins._console import negotiation as tn
-from plugins._console.console import Console
-from plugins._console.telnet import TelnetShellFactory
+from tapster.core.address import IPv4Address
+from tapster.core.service import Application
+from tapster.core.testing import Clock, StringTransportWithDisconnection
+from tapster.plugins._console import negotiation as tn
+from tapster.plugins._console.console import Console
+from tapster.plugins._console.telnet import TelnetShellFactory
 
 
 def cheap_hash(password: str) -> str:
@@ -336,7 +336,7 @@ def test_password_is_checked_off_the_reactor_thread_and_typeahead_runs_after_log
     import asyncio
     import threading
 
-    from plugins._console.auth import Credentials
+    from tapster.plugins._console.auth import Credentials
 
     threads: list[str] = []
     check = Credentials.check

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from twistd.cli import main
-from twistd.options import ServerOptions
+from tapster.twistd.cli import main
+from tapster.twistd.options import ServerOptions
 
 
 def test_help_documents_the_exit_statuses(capsys) -> None:
@@ -18,7 +18,7 @@ def test_help_documents_the_exit_statuses(capsys) -> None:
 
 
 def test_mktap_help_documents_its_exit_statuses(capsys) -> None:
-    from mktap.cli import main as mktap_main
+    from tapster.mktap.cli import main as mktap_main
 
     assert mktap_main(["--help"]) == 0
     assert "Exit status:\n  0  the application was saved" in capsys.readouterr().out
@@ -58,7 +58,7 @@ def test_help_does_not_import_asyncio() -> None:
     import subprocess
     import sys
 
-    code = ("import sys\nfrom twistd.cli import main\nstatus = main(['--help'])\n"
+    code = ("import sys\nfrom tapster.twistd.cli import main\nstatus = main(['--help'])\n"
             "print('asyncio' in sys.modules, status, file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parents[2])

@@ -11,13 +11,13 @@ from typing import Iterator
 
 import pytest
 
-from twistd import control
+from tapster.twistd import control
 
 REPO = Path(__file__).resolve().parents[2]
 
 HOLDER = """
 import signal, sys, time
-from twistd.pidfile import PidFile
+from tapster.twistd.pidfile import PidFile
 if sys.argv[2] == "ignore":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 else:
@@ -103,7 +103,7 @@ def test_stop_when_nothing_runs_succeeds(tmp_path: Path) -> None:
 
 
 def test_main_status_and_stop_use_rundir(tmp_path: Path, holders, capsys) -> None:
-    from twistd.cli import main
+    from tapster.twistd.cli import main
 
     proc = hold(tmp_path / "x.pid", holders)
     assert main(["--status", "-d", str(tmp_path), "--pidfile", "x.pid"]) == 0

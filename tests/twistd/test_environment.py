@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import TapsterError
-from twistd import diagnostics, environment
-from twistd.privileges import Ids, resolve_ids, switch_ids
+from tapster.core.errors import TapsterError
+from tapster.twistd import diagnostics, environment
+from tapster.twistd.privileges import Ids, resolve_ids, switch_ids
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,7 +54,7 @@ def test_chroot_to_a_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_process_title_is_what_ps_and_pgrep_see() -> None:
-    code = "from twistd.environment import set_process_title; set_process_title('qotd-title-test-long'); " \
+    code = "from tapster.twistd.environment import set_process_title; set_process_title('qotd-title-test-long'); " \
            "print(open('/proc/self/comm').read().strip())"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "qotd-title-test"  # the kernel keeps 15 bytes
@@ -92,7 +92,7 @@ def test_switching_to_what_we_already_are_does_nothing() -> None:
 @pytest.mark.parametrize("euid, expected", [(False, "65534 65534 65534 65534"), (True, "0 65534 0 65534")])
 def test_switch_ids_in_a_child(euid: bool, expected: str) -> None:
     code = (
-        "import sys; from twistd.privileges import resolve_ids, switch_ids; "
+        "import sys; from tapster.twistd.privileges import resolve_ids, switch_ids; "
         f"switch_ids(resolve_ids('nobody', 65534), euid={euid}); "
         "print([l.split()[1:] for l in open('/proc/self/status') if l.startswith('Uid:')][0])"
     )

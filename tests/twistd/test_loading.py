@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import TapsterError
-from core.service import Application
-from twistd.loading import PluginUsageError, build_plugin, load_tac, read_passphrase
-from twistd.options import ServerOptions
+from tapster.core.errors import TapsterError
+from tapster.core.service import Application
+from tapster.twistd.loading import PluginUsageError, build_plugin, load_tac, read_passphrase
+from tapster.twistd.options import ServerOptions
 
 GOOD_TAC = """
-from core.service import Application, Service
+from tapster.core.service import Application, Service
 application = Application("fromtac")
 Service().setServiceParent(application)
 assert __file__.endswith("good.tac")

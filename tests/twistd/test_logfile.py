@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from twistd.logfile import LogFile
+from tapster.twistd.logfile import LogFile
 
 
 def record(text: str) -> logging.LogRecord:

@@ -13,11 +13,11 @@ from typing import Iterator
 
 import pytest
 
-from core import log
-from core.errors import TapsterError
-from twistd import logsetup
-from twistd.logfile import LogFile
-from twistd.logsetup import JsonFormatter, LogSettings, ObserverHandler, reopen_logs, setup_logging
+from tapster.core import log
+from tapster.core.errors import TapsterError
+from tapster.twistd import logsetup
+from tapster.twistd.logfile import LogFile
+from tapster.twistd.logsetup import JsonFormatter, LogSettings, ObserverHandler, reopen_logs, setup_logging
 
 
 @pytest.fixture(autouse=True)

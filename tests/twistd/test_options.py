@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core import usage
-from twistd.options import ServerOptions, parse_size, parse_umask
+from tapster.core import usage
+from tapster.twistd.options import ServerOptions, parse_size, parse_umask
 
 
 def parse(*argv: str) -> ServerOptions:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from twistd.pidfile import AlreadyRunning, NullPidFile, PidFile, read_pid
+from tapster.twistd.pidfile import AlreadyRunning, NullPidFile, PidFile, read_pid
 
 
 def test_writes_our_pid_and_removes_it(tmp_path: Path) -> None:

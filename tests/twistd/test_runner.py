@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import pickle
 import socket
 from pathlib import Path
 
 import pytest
 
-from core._builtin_hooks import _asyncio_reactor
-from core.errors import CannotListenError
-from core.internet import TCPServer
-from core.protocol import Factory, Protocol
-from core.service import Application, Service
-from twistd.pidfile import NullPidFile, PidFile
-from twistd.runner import ExitStatus, Runner
+from tapster.core import persist
+from tapster.core._builtin_hooks import _asyncio_reactor
+from tapster.core.errors import CannotListenError
+from tapster.core.internet import TCPServer
+from tapster.core.protocol import Factory, Protocol
+from tapster.core.service import Application, Service
+from tapster.twistd.pidfile import NullPidFile, PidFile
+from tapster.twistd.runner import ExitStatus, Runner
 
 
 class Recorder(Service):
@@ -65,7 +65,7 @@ def test_start_order_and_shutdown_save(tmp_path: Path, monkeypatch: pytest.Monke
         ("pidfile", True), ("stop", "b"), ("stop", "a"),
     ]
     assert not Path("demo.pid").exists()
-    saved = pickle.loads((tmp_path / "demo-shutdown.tap").read_bytes())
+    saved = persist.load(str(tmp_path / "demo-shutdown.tap"))
     assert [s.name for s in saved] == ["a", "b"] and not saved.running
 
 
@@ -130,7 +130,7 @@ def test_sigusr1_reopens_the_logs_and_keeps_serving(tmp_path: Path, monkeypatch,
 def test_user_and_group_given_to_the_runner_override_the_applications(tmp_path: Path, monkeypatch, reactor) -> None:
     import os
 
-    from twistd.privileges import Ids
+    from tapster.twistd.privileges import Ids
 
     monkeypatch.chdir(tmp_path)
     app = Application("demo", uid="no-such-user-xyz", gid="no-such-group-xyz")
@@ -183,7 +183,7 @@ def test_sigterm_during_start_up_stops_gracefully_once_running(tmp_path: Path, m
     """A supervisor may signal as soon as the port accepts: neither lost (uvloop) nor fatal."""
     import signal
 
-    from core._builtin_hooks import _uvloop_reactor
+    from tapster.core._builtin_hooks import _uvloop_reactor
 
     monkeypatch.chdir(tmp_path)
     reactor = _asyncio_reactor() if loop == "asyncio" else _uvloop_reactor()
@@ -215,8 +215,8 @@ def test_second_sigint_during_start_up_aborts_it(tmp_path: Path, monkeypatch, re
 def test_lifecycle_hooks_are_called_with_the_application(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          reactor) -> None:
     """tapster_twistd_started once the reactor runs, tapster_twistd_stopping when shutdown begins."""
-    from core.hookspecs import hookimpl
-    from core.plugin import get_plugin_manager
+    from tapster.core.hookspecs import hookimpl
+    from tapster.core.plugin import get_plugin_manager
 
     monkeypatch.chdir(tmp_path)
     calls: list[tuple[str, str]] = []

@@ -3,7 +3,7 @@
 What tapster needs of a plugin module, all at module level:
 
 * ``description``: one line, shown by ``mktap --help``;
-* ``Options``: a ``core.usage.Options`` subclass, the plugin's command line;
+* ``Options``: a ``tapster.core.usage.Options`` subclass, the plugin's command line;
 * ``makeService(config)``: the service tree for parsed options.
 
 ``mktap --help`` imports this module to read ``description``, so it imports
@@ -13,8 +13,8 @@ machinery) is imported inside ``makeService``.
 
 from __future__ import annotations
 
-from core import usage
-from core.protocol import Factory, Protocol
+from tapster.core import usage
+from tapster.core.protocol import Factory, Protocol
 
 __all__ = ["description", "Options", "makeService", "Greeter", "GreeterFactory"]
 
@@ -56,6 +56,6 @@ class Options(usage.Options):
 
 
 def makeService(config: Options):
-    from core import endpoints  # heavier: imported only when a service is built
+    from tapster.core import endpoints  # heavier: imported only when a service is built
 
     return endpoints.service(config["port"], GreeterFactory(config["name"]))

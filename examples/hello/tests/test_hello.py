@@ -2,8 +2,8 @@
 
 import pytest
 
-from core import usage
-from core.testing import MemoryReactor, StringTransport
+from tapster.core import usage
+from tapster.core.testing import MemoryReactor, StringTransport
 from tapster_hello import plugin
 
 

@@ -1,15 +1,15 @@
 """The ``xml`` application format (``.tax``): readable, and safe to load from a stranger.
 
-Writing: :func:`core._graph.walk` describes the application, and each node
+Writing: :func:`tapster.core._persist.walker.walk` describes the application, and each node
 becomes one element, indented, under a root ``<tapster-application
 format="1">``. A shared object carries ``id="N"`` where it first appears and
 is ``<ref id="N"/>`` everywhere else; an instance's attributes are
 ``<attr name="...">`` children, so a file reads like the objects it holds::
 
-    <instance id="1" module="core.service" class="Application">
+    <instance id="1" module="tapster.core.service" class="Application">
       <attr name="services">
         <list>
-          <instance id="2" module="core.internet" class="TCPServer">
+          <instance id="2" module="tapster.core.internet" class="TCPServer">
             ...
             <attr name="parent"><ref id="1" /></attr>
 
@@ -20,17 +20,15 @@ Loading runs no code of the file's choosing:
   expansion and external-entity reads work), and the expat parser is set up
   to refuse them again (doctype, entity, notation and external-entity
   handlers raise; parameter entities are never parsed).
-* Classes and functions are resolved only from an allow-list: modules of
-  tapster's ``core``, the package of every installed ``mktap.plugins``
-  entry point (read from metadata; plugins are imported only when the file
-  names them) and a few plain standard types (:data:`SAFE_GLOBALS`). A name
-  is walked attribute by attribute; it may not pass through a module or a
-  dunder name, and what it finds must be a class or function *defined* in
-  an allowed module (a module of core that imports ``os`` does not make
-  ``os.system`` reachable). Of core, only classes may be named: its
-  functions (``core.persist.atomic_write``...) are capabilities that a
-  service calling a stored callable, such as ``TimerService``, must not be
-  handed by a file.
+* Classes, functions and bound methods are resolved only if their owner
+  declared them safe (:mod:`tapster.core._persist.safety`: tapster's own
+  classes, each installed plugin's ``safeNames``, hook packages), plus a few
+  plain standard types (:data:`SAFE_GLOBALS`). The declaration is checked
+  before the module is imported. A name is walked attribute by attribute; it
+  may not pass through a module or a dunder name, and what it finds is
+  checked again by its own path (a plugin module that imports ``os`` does not
+  make ``os.system`` reachable). A path an older tapster wrote is read
+  through the alias table (:mod:`tapster.core._persist.aliases`) first.
 * An instance is made with ``cls.__new__`` and its state restored with its
   own ``__setstate__`` or into its ``__dict__``; ``__init__`` is not called.
   Calling something with arguments (pickle's REDUCE) is allowed only for
@@ -43,15 +41,16 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Iterable
 
-from core.errors import PersistError
-from core.hookspecs import FormatSpec
+from tapster.core.errors import PersistError
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
 
-    from core import _graph
+    from tapster.core._persist.safety import SafeNames
 
-__all__ = ["SPEC", "dump", "load", "sniff", "FORMAT_VERSION", "ROOT_TAG", "SAFE_GLOBALS", "SAFE_CALLS"]
+    from tapster.core._persist import walker as _graph
+
+__all__ = ["dump", "load", "sniff", "FORMAT_VERSION", "ROOT_TAG", "SAFE_GLOBALS", "SAFE_CALLS"]
 
 FORMAT_VERSION = "1"
 ROOT_TAG = "tapster-application"
@@ -93,14 +92,14 @@ def dump(app: Any) -> bytes:
     """The application as indented UTF-8 XML; PersistError if part of it cannot be saved."""
     import xml.etree.ElementTree as ET
 
-    from core import _graph
+    from tapster.core._persist import walker as _graph
 
     graph = _graph.walk(app)
-    writer = _Writer(ET, _Resolver(allowed_roots()))
+    writer = _Writer(ET, _Resolver(allowed_names()))
     root = ET.Element(ROOT_TAG, {"format": FORMAT_VERSION})
     root.append(ET.Comment(
         " A tapster application: run it with twistd -n -f FILE. Loading it runs no code;\n"
-        "       classes come only from tapster's core and the installed plugins. "
+        "       it may name only classes that tapster and the installed plugins declare safe. "
     ))
     root.append(writer.element(graph.root))
     _indent(root)
@@ -156,7 +155,7 @@ class _Writer:
         return element
 
     def element(self, node: "_graph.Node") -> "ET.Element":
-        from core import _graph
+        from tapster.core._persist import walker as _graph
 
         if isinstance(node, _graph.Atom):
             return self.atom(node.value)
@@ -203,7 +202,7 @@ class _Writer:
 
     def extras(self, element: "ET.Element", node: Any) -> None:
         """Items, then state (as ``<attr>`` children when it is a plain dict of names): the walker's order."""
-        from core import _graph
+        from tapster.core._persist import walker as _graph
 
         if node.listitems is not None:
             element.append(self.group("listitems", node.listitems))
@@ -228,7 +227,7 @@ class _Writer:
             element.append(holder)
 
     def item(self, key: "_graph.Node", value: "_graph.Node") -> "ET.Element":
-        from core import _graph
+        from tapster.core._persist import walker as _graph
 
         if isinstance(key, _graph.Atom) and _attr_safe(key.value):
             item = self.new("item", key=key.value)
@@ -300,7 +299,7 @@ def load(data: bytes, filename: str) -> Any:
     children = list(root)
     if len(children) != 1:
         raise PersistError(f"{filename}: <{ROOT_TAG}> must hold exactly one element (the application), not {len(children)}")
-    loader = _Loader(filename, lines, _Resolver(allowed_roots()))
+    loader = _Loader(filename, lines, _Resolver(allowed_names()))
     try:
         return loader.value(children[0])
     except RecursionError:
@@ -366,21 +365,11 @@ def _refuse_declarations(text: str, filename: str) -> None:
         )
 
 
-def allowed_roots() -> tuple[str, ...]:
-    """Packages whose classes and functions an XML file may name: ``core`` and each plugin's package.
+def allowed_names() -> "SafeNames":
+    """What this file may name: the declarations of tapster and of the installed plugins (see safety)."""
+    from tapster.core._persist.safety import safe_names
 
-    A plugin at ``plugins.qotd`` allows ``plugins`` and everything under it
-    (its helpers, such as ``plugins.quoters``); a top-level plugin module
-    allows itself and its submodules. Read from metadata: nothing is imported.
-    """
-    from core.plugin import plugin_entries
-
-    roots = {"core"}
-    for entry in plugin_entries().values():
-        module = entry.value.partition(":")[0].strip()
-        if _DOTTED.match(module):
-            roots.add(module.rpartition(".")[0] or module)
-    return tuple(sorted(roots))
+    return safe_names()
 
 
 class _NotAllowed(Exception):
@@ -388,32 +377,41 @@ class _NotAllowed(Exception):
 
 
 class _Resolver:
-    """Finds classes and functions by name, only inside the allow-list."""
+    """Finds classes and functions by name, only among the names their owners declared safe.
 
-    def __init__(self, roots: Iterable[str]) -> None:
-        self.roots = tuple(roots)
+    A name is checked against the declarations *before* its module is
+    imported, and what it finds is checked again by its own path (a name
+    that is a re-export of something undeclared is refused).
+    """
 
-    def module_allowed(self, module: str) -> bool:
-        return any(module == r or module.startswith(r + ".") for r in self.roots)
+    def __init__(self, names: "SafeNames") -> None:
+        self.names = names
 
-    def _why(self, path: str) -> str:
+    def allows(self, path: str) -> bool:
+        return path in SAFE_GLOBALS or self.names.allows(path)
+
+    @staticmethod
+    def why(path: str) -> str:
         return (
-            f"{path} is not allowed in an XML application: it may name only classes and functions of "
-            f"{', '.join(self.roots)} (tapster's core and the installed plugins) and a few plain standard types"
+            f"{path} is not allowed in an XML application: it may name only the classes and functions "
+            "that tapster and the installed plugins declare safe (a plugin lists them in its safeNames) "
+            "and a few plain standard types"
         )
 
     def resolve(self, module: str, qualname: str) -> Any:
         import importlib
         import types
 
-        path = f"{module}.{qualname}"
+        from tapster.core._persist.aliases import current_path
+
         if not _DOTTED.match(module) or not _DOTTED.match(qualname):
-            raise _NotAllowed(f"{path!r} is not a valid import path")
-        safe = path in SAFE_GLOBALS
-        if not safe and not self.module_allowed(module):
-            raise _NotAllowed(self._why(path))
+            raise _NotAllowed(f"{module}.{qualname!r} is not a valid import path")
+        module, qualname = current_path(module, qualname)  # a path an older tapster wrote
+        path = f"{module}.{qualname}"
         if any(part.startswith("__") for part in qualname.split(".")):
             raise _NotAllowed(f"{path} names a special attribute, which an XML application may not do")
+        if not self.allows(path):
+            raise _NotAllowed(self.why(path))
         try:
             obj: Any = importlib.import_module(module)
         except Exception as e:  # noqa: BLE001 - a missing or broken plugin
@@ -427,16 +425,9 @@ class _Resolver:
                 raise _NotAllowed(f"{path} goes through the module {obj.__name__}, which an XML application may not do")
         if not isinstance(obj, type) and not isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)):
             raise _NotAllowed(f"{path} is a {type(obj).__name__}, not a class or function")
-        home = getattr(obj, "__module__", None) or ""
-        if not safe and not self.module_allowed(home):
-            raise _NotAllowed(self._why(f"{home}.{getattr(obj, '__qualname__', qualname)} (imported as {path})"))
-        if not safe and not isinstance(obj, type) and (home == "core" or home.startswith("core.")):
-            # core's functions are capabilities (write a file, save an application), not parts of
-            # one: a service that calls a callable (TimerService) must not be handed them by a file.
-            raise _NotAllowed(
-                f"{path} is a function of tapster's core, which an XML application may not name "
-                "(it may name core's classes, and functions of the installed plugins)"
-            )
+        home = f"{getattr(obj, '__module__', None) or ''}.{getattr(obj, '__qualname__', qualname)}"
+        if home != path and not self.allows(home):
+            raise _NotAllowed(self.why(f"{home} (imported as {path})"))
         return obj
 
     def callable_(self, module: str, qualname: str) -> Any:
@@ -612,7 +603,7 @@ class _Loader:
         return found
 
     def finish(self, element: "ET.Element", obj: Any, parts: dict[str, Any]) -> Any:
-        from core._graph import apply_state
+        from tapster.core._persist.walker import apply_state
 
         # The walker's order (items, then state), so that every <ref> follows its definition.
         listitems = self.values(parts["listitems"]) if "listitems" in parts else None
@@ -665,20 +656,9 @@ class _Loader:
         obj = self.value(children[0])
         found = getattr(obj, name)
         if isinstance(found, types.MethodType):
-            home = getattr(found.__func__, "__module__", None) or ""
-            if not self.resolver.module_allowed(home):
-                raise _NotAllowed(self.resolver._why(f"{home}.{found.__func__.__qualname__}"))
+            home = f"{getattr(found.__func__, '__module__', None) or ''}.{found.__func__.__qualname__}"
+            if not self.resolver.allows(home):  # a method is named only if declared, like a function
+                raise _NotAllowed(self.resolver.why(home))
         elif not (isinstance(found, types.BuiltinMethodType) and found.__self__ is obj):
             raise _NotAllowed(f"{type(obj).__qualname__}.{name} is not a method")
         return self.register(element, found)
-
-
-SPEC = FormatSpec(
-    name="xml",
-    extension="tax",
-    description="XML: readable; loading runs no code (classes only from tapster's core and installed plugins)",
-    dump=dump,
-    load=load,
-    sniff=sniff,
-    safe=True,
-)

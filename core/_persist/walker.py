@@ -44,7 +44,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from core.errors import PersistError
+from tapster.core.errors import PersistError
 
 __all__ = [
     "Atom",
@@ -194,7 +194,7 @@ _PROCESS_CLASSES: dict[tuple[str, str], str] = {
     ("threading", "Event"): "a threading.Event",
     ("selectors", "BaseSelector"): "a selector",
     ("subprocess", "Popen"): "a subprocess.Popen",
-    ("ssl", "SSLContext"): "an ssl.SSLContext (save a context factory from core.ssl instead)",
+    ("ssl", "SSLContext"): "an ssl.SSLContext (save a context factory from tapster.core.ssl instead)",
     ("ssl", "SSLObject"): "an ssl.SSLObject",
     ("mmap", "mmap"): "an mmap",
     ("builtins", "memoryview"): "a memoryview",
@@ -205,13 +205,13 @@ _PROCESS_CLASSES: dict[tuple[str, str], str] = {
     ("builtins", "traceback"): "a traceback",
     ("builtins", "code"): "a code object",
     ("weakref", "ReferenceType"): "a weak reference",
-    ("core._reactor", "AsyncioReactor"): "the reactor",
-    ("core._ports", "ListeningPort"): "a listening port",
-    ("core._ports", "DatagramPort"): "a listening datagram port",
-    ("core._ports", "Connector"): "a connector",
-    ("core._ports", "DatagramTransport"): "a datagram transport",
-    ("core._transport", "Transport"): "a connection's transport",
-    ("core._delayedcall", "DelayedCall"): "a scheduled call (DelayedCall)",
+    ("tapster.core._reactor.loop", "AsyncioReactor"): "the reactor",
+    ("tapster.core._reactor.ports", "ListeningPort"): "a listening port",
+    ("tapster.core._reactor.ports", "DatagramPort"): "a listening datagram port",
+    ("tapster.core._reactor.ports", "Connector"): "a connector",
+    ("tapster.core._reactor.ports", "DatagramTransport"): "a datagram transport",
+    ("tapster.core._reactor.transport", "Transport"): "a connection's transport",
+    ("tapster.core._reactor.delayedcall", "DelayedCall"): "a scheduled call (DelayedCall)",
 }
 
 _PROCESS_MODULES = ("asyncio", "_asyncio", "uvloop", "concurrent.futures", "multiprocessing")

@@ -2,7 +2,7 @@
 
 asyncio and uvloop do all of the I/O; this class only translates. Time is the
 loop's monotonic clock (``seconds()``), timers are the loop's timer handles,
-and listening sockets are bound *synchronously* by :mod:`core._ports` so that
+and listening sockets are bound *synchronously* by :mod:`tapster.core._reactor.ports` so that
 "address in use" surfaces as an exception from ``listenTCP`` itself.
 
 Lifecycle::
@@ -25,9 +25,9 @@ import logging
 import signal
 from typing import Any, Awaitable, Callable
 
-from core import _ports
-from core._delayedcall import DelayedCall
-from core.errors import ReactorAlreadyRunning, ReactorNotRunning
+from tapster.core._reactor import ports as _ports
+from tapster.core._reactor.delayedcall import DelayedCall
+from tapster.core.errors import ReactorAlreadyRunning, ReactorNotRunning
 
 __all__ = ["AsyncioReactor"]
 

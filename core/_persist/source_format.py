@@ -8,8 +8,8 @@ helpers below, which restore state the way pickle does (``__init__`` is not
 called, so what the file says is exactly what the object holds)::
 
     # tapster application source, format 1
-    from core._source_format import instance, setstate
-    from core.internet import TCPServer
+    from tapster.core.persist import instance, setstate
+    from tapster.core.internet import TCPServer
     ...
     application = instance(Application)
     qotd = instance(TCPServer)
@@ -28,39 +28,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from core.errors import PersistError
-from core.hookspecs import FormatSpec
+from tapster.core.errors import PersistError
 
 if TYPE_CHECKING:
-    from core import _graph
+    from tapster.core._persist import walker as _graph
 
-__all__ = ["SPEC", "dump", "load", "sniff", "instance", "setstate", "HEADER"]
+__all__ = ["dump", "load", "sniff", "HEADER", "FORMAT_VERSION"]
 
-HEADER = "# tapster application source, format 1"
+FORMAT_VERSION = 1
+HEADER = f"# tapster application source, format {FORMAT_VERSION}"
 _WIDTH = 100
-
-
-# -- the helpers the generated code calls -----------------------------------------
-
-
-def instance(cls: type, state: Any = None, *, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-             listitems: list[Any] | None = None, dictitems: list[tuple[Any, Any]] | None = None) -> Any:
-    """A new ``cls`` made without calling ``__init__`` (``cls.__new__(cls, *args, **kwargs)``), with ``state``.
-
-    ``state`` is restored as pickle restores it: by the object's
-    ``__setstate__`` if it has one, else into its ``__dict__`` (a
-    ``(dict, slots)`` pair also sets slots).
-    """
-    obj = cls.__new__(cls, *args, **(kwargs or {}))
-    return setstate(obj, state, listitems=listitems, dictitems=dictitems)
-
-
-def setstate(obj: Any, state: Any = None, *, listitems: list[Any] | None = None,
-             dictitems: list[tuple[Any, Any]] | None = None) -> Any:
-    """Append ``listitems``, set ``dictitems``, then restore ``state`` (see :func:`instance`); returns ``obj``."""
-    from core._graph import apply_state
-
-    return apply_state(obj, state, listitems, dictitems)
 
 
 # -- writing ----------------------------------------------------------------------
@@ -68,7 +45,7 @@ def setstate(obj: Any, state: Any = None, *, listitems: list[Any] | None = None,
 
 def dump(app: Any) -> bytes:
     """The application as Python source; PersistError if part of it cannot be saved."""
-    from core import _graph
+    from tapster.core._persist import walker as _graph
 
     graph = _graph.walk(app)
     return _Renderer().render(graph).encode("utf-8")
@@ -86,7 +63,7 @@ class _Renderer:
         self.lines: list[str] = []
 
     def render(self, graph: "_graph.Graph") -> str:
-        from core import _graph
+        from tapster.core._persist import walker as _graph
 
         root = graph.root
         if isinstance(root, (_graph.Instance, _graph.Call, _graph.Seq, _graph.Mapping, _graph.Method)) and root.id:
@@ -103,7 +80,7 @@ class _Renderer:
         ]
         imports = []
         if helpers:
-            imports.append(f"from core._source_format import {', '.join(helpers)}")
+            imports.append(f"from tapster.core.persist import {', '.join(helpers)}")
         by_module: dict[str, list[str]] = {}
         for (module, name), local in sorted(self.imports.items()):
             by_module.setdefault(module, []).append(name + (f" as {local}" if local != name else ""))
@@ -124,7 +101,7 @@ class _Renderer:
         return f"{local}.{rest}" if rest else local
 
     def fresh(self, base: str) -> str:
-        from core._graph import is_identifier
+        from tapster.core._persist.walker import is_identifier
 
         if not is_identifier(base):
             base = "obj"
@@ -138,7 +115,7 @@ class _Renderer:
         """A readable variable name: the service's name, else the key it was found under, else its class."""
         import re
 
-        from core import _graph
+        from tapster.core._persist import walker as _graph
 
         base = None
         state = getattr(node, "state", None)
@@ -180,7 +157,7 @@ class _Renderer:
         filled once its parts exist (``application = instance(Application)``
         ... ``setstate(application, {...})``), as pickle rebuilds cycles.
         """
-        from core import _graph
+        from tapster.core._persist import walker as _graph
 
         if isinstance(node, _graph.Atom):
             return _literal(node.value)
@@ -221,7 +198,7 @@ class _Renderer:
 
     def inline(self, node: Any, indent: int) -> str:
         """``node`` written as one expression (its shared parts are variables defined before)."""
-        from core import _graph
+        from tapster.core._persist import walker as _graph
 
         if isinstance(node, _graph.Seq):
             return self.sequence_literal(node.kind, [self.expr(i, indent + 4) for i in node.items], indent)
@@ -237,8 +214,8 @@ class _Renderer:
         raise TypeError(f"unknown graph node {node!r}")  # pragma: no cover
 
     def pairs(self, items: list[tuple["_graph.Node", "_graph.Node"]], indent: int) -> list[tuple[str, str]]:
-        from core import _graph
-        from core._graph import is_identifier
+        from tapster.core._persist import walker as _graph
+        from tapster.core._persist.walker import is_identifier
 
         result = []
         for k, v in items:
@@ -248,7 +225,7 @@ class _Renderer:
 
     def creation(self, node: Any, indent: int) -> tuple[str, list[str]]:
         """How an Instance or Call comes into being, before its items and state: (callable, arguments)."""
-        from core import _graph
+        from tapster.core._persist import walker as _graph
 
         if isinstance(node, _graph.Call):
             return self.global_name(node.func), [self.expr(a, indent + 4) for a in node.args]
@@ -347,7 +324,14 @@ def load(data: bytes, filename: str) -> Any:
         if lineno is None:  # not a mistake on a line: null bytes, a bad coding cookie
             raise PersistError(f"{filename}: not Python source ({detail})") from None
         raise PersistError(f"{filename} line {lineno}: {detail} (the file is not valid Python)") from None
-    namespace: dict[str, Any] = {"__name__": "__tapster_application__", "__file__": filename, "__builtins__": __builtins__}
+    import builtins
+
+    from tapster.core._persist.aliases import legacy_import
+
+    # The file's imports go through the alias table: an old .tas says "from core.service import ...".
+    file_builtins = dict(vars(builtins), __import__=legacy_import)
+    namespace: dict[str, Any] = {"__name__": "__tapster_application__", "__file__": filename,
+                                 "__builtins__": file_builtins}
     try:
         exec(code, namespace)  # noqa: S102 - the source format runs code by design (trusted files)
     except Exception as e:  # noqa: BLE001 - any failure of the file's code
@@ -360,14 +344,3 @@ def load(data: bytes, filename: str) -> Any:
     if "application" not in namespace:
         raise PersistError(f"{filename}: defines no 'application' (a .tas file must set application = ...)")
     return namespace["application"]
-
-
-SPEC = FormatSpec(
-    name="source",
-    extension="tas",
-    description="Python source: readable and diffable, rebuilds the application when run; runs code (trusted files only)",
-    dump=dump,
-    load=load,
-    sniff=sniff,
-    safe=False,
-)

@@ -1,4 +1,4 @@
-"""DelayedCall: the handle ``callLater`` returns, shared by the real reactor and ``core.testing.Clock``.
+"""DelayedCall: the handle ``callLater`` returns, shared by the real reactor and ``tapster.core.testing.Clock``.
 
 The class knows nothing of asyncio: whoever schedules it passes ``cancel`` and
 ``reset`` callbacks, so the same semantics (and the same errors) hold for the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from core.errors import AlreadyCalled, AlreadyCancelled
+from tapster.core.errors import AlreadyCalled, AlreadyCancelled
 
 __all__ = ["DelayedCall"]
 

@@ -35,7 +35,7 @@ import os
 import unicodedata
 from dataclasses import dataclass
 
-from core.errors import BadPassphrase, PersistError
+from tapster.core.errors import BadPassphrase, PersistError
 
 __all__ = [
     "MAGIC",

@@ -39,21 +39,11 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from core.errors import PersistError, PluginError
-from core.hookspecs import FormatSpec
+from tapster.core._assembly import RECIPE_ATTRIBUTE, attach, build_service
+from tapster.core.errors import PersistError, PluginError
 
-__all__ = [
-    "SPEC",
-    "RECIPE_ATTRIBUTE",
-    "recipe_for",
-    "options_argv",
-    "build_service",
-    "unique_name",
-    "attach",
-]
+__all__ = ["dump", "load", "sniff", "RECIPE_VERSION"]
 
-#: The attribute on a top-level service holding the recipe that built it.
-RECIPE_ATTRIBUTE = "tapsterRecipe"
 RECIPE_VERSION = 1
 
 _TOP_KEYS = ("tapster", "name", "uid", "gid", "services")
@@ -65,146 +55,6 @@ _HEADER = (
     "# plugin's makeService with these options (long names, as on the mktap command\n"
     "# line); an option left out takes the plugin's default. Edit freely.\n"
 )
-
-
-# -- recipes ---------------------------------------------------------------------
-
-
-def recipe_for(plugin: str, config: Any, argv: Sequence[str]) -> dict[str, Any]:
-    """The recipe of a service built by ``plugin`` from ``argv``, already parsed into ``config``.
-
-    Only the options given on the command line are recorded (so a later change
-    of a plugin's default applies), by long name, as typed: the text before
-    the plugin's coerce function, which may not round-trip. A parameter keeps
-    its last value; an ``opt_`` method given several times keeps every value,
-    in order, as it is called once per occurrence.
-    """
-    found, rest = config._split(list(argv))  # the scan parseOptions itself made
-    options: dict[str, Any] = {}
-    repeated: dict[str, list[Any]] = {}
-    for spec, value, _spelled in found:
-        name = spec.name
-        if spec.kind == "flag":
-            options[name] = True
-        elif spec.kind == "param":
-            options[name] = value
-        else:
-            repeated.setdefault(name, []).append(value if spec.takesArg else True)
-            options[name] = None  # placeholder: keeps the order options were given in
-    for name, values in repeated.items():
-        if values[0] is True:  # a flag method: given once, or counted
-            options[name] = True if len(values) == 1 else len(values)
-        else:
-            options[name] = values[0] if len(values) == 1 else values
-    recipe: dict[str, Any] = {"plugin": plugin, "options": options}
-    if rest:
-        recipe["args"] = list(rest)
-    return recipe
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
-
-
-def options_argv(config: Any, options: dict[str, Any], args: Sequence[Any] = ()) -> list[str]:
-    """The command line that gives ``config`` these recipe ``options`` (then ``args``).
-
-    Raises :class:`core.usage.UsageError` naming the option when a name is
-    unknown or a value has the wrong shape for it.
-    """
-    from core.usage import UsageError
-
-    argv: list[str] = []
-    for name, value in options.items():
-        if not isinstance(name, str) or not name:
-            raise UsageError(f"option names must be text, not {name!r}")
-        spec = config._findSpec(name) or config._lookupLong(name)  # unknown: "did you mean --port?"
-        spelled = f"--{spec.long}" if spec.long else f"-{spec.short}"
-        if value is None:
-            continue  # written as "port:" with no value: keep the default
-        if spec.takesArg:
-            values = value if isinstance(value, list) else [value]
-            if isinstance(value, list) and spec.kind == "param":
-                raise UsageError(f"option {spelled} takes one value, not a list")
-            for item in values:
-                if isinstance(item, bool):
-                    raise UsageError(
-                        f"option {spelled} takes a value, not {str(item).lower()} "
-                        "(quote it if you mean the word: 'yes')"
-                    )
-                if item is None or isinstance(item, (dict, list)):
-                    raise UsageError(f"option {spelled}: {item!r} is not a value (write text or a number)")
-                argv.extend([f"{spelled}={_text(item)}"] if spec.long else [spelled, _text(item)])
-        else:
-            if value is False:
-                continue
-            if value is True:
-                count = 1
-            elif isinstance(value, int) and value >= 0:
-                count = value
-            else:
-                raise UsageError(f"option {spelled} is a flag: write true or false, not {value!r}")
-            argv.extend([spelled] * count)
-    if args:
-        argv.append("--")
-        argv.extend(_text(a) for a in args)
-    return argv
-
-
-def build_service(recipe: dict[str, Any]) -> Any:
-    """Rebuild a service from its recipe by calling its plugin; the recipe is attached to it.
-
-    Errors (unknown plugin, unknown option, bad value, the plugin raising)
-    propagate as :class:`PluginError`, :class:`core.usage.UsageError` or the
-    plugin's own exception; the YAML loader adds the file and service names.
-    """
-    from core.plugin import load_plugin
-    from core.usage import UsageError
-
-    maker = load_plugin(recipe["plugin"])
-    config = maker.options()
-    argv = options_argv(config, recipe.get("options") or {}, recipe.get("args") or ())
-    try:
-        config.parseOptions(argv)
-    except SystemExit:  # help/version asked for in a recipe
-        raise UsageError("options asking for help or the version do not belong in a recipe") from None
-    service = maker.makeService(config)
-    _set_recipe(service, recipe)
-    return service
-
-
-def _set_recipe(service: Any, recipe: dict[str, Any]) -> None:
-    try:
-        setattr(service, RECIPE_ATTRIBUTE, recipe)
-    except AttributeError:  # a service with __slots__: it cannot be saved as a recipe, which YAML will say
-        pass
-
-
-def unique_name(collection: Any, base: str) -> str:
-    """``base``, or ``base-2``, ``base-3``... whichever ``collection`` has no child called yet."""
-    taken = getattr(collection, "namedServices", {})
-    if base not in taken:
-        return base
-    n = 2
-    while f"{base}-{n}" in taken:
-        n += 1
-    return f"{base}-{n}"
-
-
-def attach(app: Any, service: Any, recipe: dict[str, Any] | None, name: str | None = None) -> Any:
-    """Add ``service`` (built from ``recipe``) to ``app`` as mktap does, with a name no sibling has.
-
-    Without ``name``, the service keeps the name its plugin gave it, else
-    takes the plugin's; a second one of the same plugin becomes ``qotd-2``.
-    """
-    if recipe is not None:
-        _set_recipe(service, recipe)
-    base = name or getattr(service, "name", None) or (recipe or {}).get("plugin") or "service"
-    chosen = base if name else unique_name(app, base)
-    if getattr(service, "name", None) != chosen:
-        service.setName(chosen)
-    service.setServiceParent(app)
-    return service
 
 
 # -- the format ------------------------------------------------------------------
@@ -272,8 +122,8 @@ def load(data: bytes, filename: str) -> Any:
 
     import yaml
 
-    from core.service import Application
-    from core.usage import UsageError
+    from tapster.core.service import Application
+    from tapster.core.usage import UsageError
 
     try:
         doc = yaml.safe_load(data)
@@ -355,14 +205,3 @@ def sniff(head: bytes) -> bool:
         key = line.split(":", 1)[0]
         return ":" in line and key in _TOP_KEYS
     return False
-
-
-SPEC = FormatSpec(
-    name="yaml",
-    extension="yaml",
-    description="YAML recipe: plugin names and options, rebuilt by calling each plugin; hand-editable, safe to load",
-    dump=dump,
-    load=load,
-    sniff=sniff,
-    safe=True,
-)

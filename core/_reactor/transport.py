@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from core.address import from_sockaddr
-from core.failure import Failure
+from tapster.core.address import from_sockaddr
+from tapster.core.failure import Failure
 
 __all__ = ["Transport", "attach"]
 

@@ -25,9 +25,9 @@ import stat
 import struct
 from typing import Any, Callable
 
-from core._transport import attach
-from core.address import IPv4Address, IPv6Address, UNIXAddress, from_sockaddr
-from core.errors import (
+from tapster.core._reactor.transport import attach
+from tapster.core.address import IPv4Address, IPv6Address, UNIXAddress, from_sockaddr
+from tapster.core.errors import (
     CannotListenError,
     ConnectError,
     ConnectionRefusedError,
@@ -36,7 +36,7 @@ from core.errors import (
     TapsterError,
     describe_address,
 )
-from core.failure import Failure
+from tapster.core.failure import Failure
 
 __all__ = ["PortsMixin", "ListeningPort", "Connector", "DatagramPort"]
 
@@ -494,7 +494,7 @@ def _prepare_unix_path(path: str) -> None:
     try:
         probe.connect(path)
     except OSError as e:
-        # Compare errno: the name ConnectionRefusedError is core.errors' in this module,
+        # Compare errno: the name ConnectionRefusedError is tapster.core.errors' in this module,
         # not the builtin OSError subclass that connect() raises.
         if e.errno == errno.ECONNREFUSED:
             os.unlink(path)  # nobody listens: left over from a crash

@@ -49,9 +49,12 @@ is cheap: the services, the reactor and :mod:`ssl` load only when used.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from tapster.core.errors import TapsterError
+
+if TYPE_CHECKING:
+    import socket
 
 __all__ = [
     "EndpointError",
@@ -62,6 +65,7 @@ __all__ = [
     "quoteStringArgument",
     "serverFromString",
     "clientFromString",
+    "listeningSocket",
     "TCP4ServerEndpoint",
     "TCP6ServerEndpoint",
     "UNIXServerEndpoint",
@@ -709,3 +713,26 @@ def clientFromString(reactor: Any, description: str) -> _ClientEndpoint:
     cf = ClientContextFactory(hostname=kw["host"], trustRoot=kw["trustRoot"], privateKey=kw["privateKey"],
                               certKey=kw["certKey"], sslmethod=kw["sslmethod"])
     return SSL4ClientEndpoint(reactor, kw["host"], kw["port"], cf, kw["timeout"], kw["bindAddress"])
+
+
+def listeningSocket(description: str) -> "socket.socket":
+    """A non-blocking stream socket bound and listening now, as ``description`` (tcp, tcp6, unix) says.
+
+    For servers that are not Protocols on the reactor (an SSH library that
+    serves on a socket handed to it, a thread pool of a WSGI server): the same
+    address handling as ``listenTCP``/``listenUNIX`` (IPv6, host names, a stale
+    UNIX socket left by a crash removed, ``mode=``) and the same
+    :class:`tapster.core.errors.CannotListenError` naming the address when it
+    is taken. ``ssl:`` is refused: the caller brings its own encryption, and
+    binding it in clear would silently drop the certificate it names.
+    """
+    import socket
+
+    from tapster.core._reactor.ports import bind_inet, bind_unix
+
+    kind, args, kw = parse(description)
+    if kind == "unix":
+        return bind_unix(socket.SOCK_STREAM, args[0], kw["backlog"], kw["mode"])
+    if kind in ("tcp", "tcp6"):
+        return bind_inet(socket.SOCK_STREAM, kw["interface"], args[0], kw["backlog"])
+    raise EndpointError(description, f"a {kind} endpoint cannot be bound as a plain listening socket: use tcp, tcp6 or unix")

@@ -25,8 +25,12 @@ from tapster.core.errors import ReactorAlreadyInstalledError, TapsterError
 
 if TYPE_CHECKING:
     from tapster.core._reactor.loop import AsyncioReactor
+    from tapster.core._reactor.signals import StopSignals as StopSignals
 
-__all__ = ["install", "installed", "getReactor", "availableReactors", "defaultReactorName"]
+__all__ = [
+    "install", "installed", "uninstall", "setAside", "restore", "getReactor", "availableReactors",
+    "defaultReactorName", "StopSignals",
+]
 
 _reactor: "AsyncioReactor | None" = None
 
@@ -77,15 +81,37 @@ def getReactor() -> "AsyncioReactor":
     return _reactor if _reactor is not None else install()
 
 
-def _uninstall() -> None:
-    """Forget the shared reactor (tests only; the loop is closed if it is not running)."""
+def uninstall() -> None:
+    """Forget the shared reactor, so that the next use installs a fresh one.
+
+    For tests and programs that embed tapster and run the reactor more than
+    once with different loops; a running loop is left alone, a stopped one is
+    closed. :func:`tapster.core.testing.freshReactor` wraps this for tests.
+    """
     global _reactor
     if _reactor is not None and not _reactor.loop.is_running():
         _reactor.loop.close()
     _reactor = None
 
 
+def setAside() -> "AsyncioReactor | None":
+    """Take the installed reactor out of the way (for :func:`restore`) without closing it; tests only."""
+    global _reactor
+    saved, _reactor = _reactor, None
+    return saved
+
+
+def restore(saved: "AsyncioReactor | None") -> None:
+    """Put back a reactor :func:`setAside` returned; tests only."""
+    global _reactor
+    _reactor = saved
+
+
 def __getattr__(name: str) -> Any:
     if name.startswith("__"):
         raise AttributeError(name)
+    if name == "StopSignals":  # the one signal policy, shared with twistd; imported on use
+        from tapster.core._reactor.signals import StopSignals
+
+        return StopSignals
     return getattr(getReactor(), name)

@@ -20,13 +20,18 @@ would have been listened on or connected to, and :class:`MemoryReactorClock`
 is both. The names and recorded shapes follow Twisted's
 ``twisted.internet.testing``, so tests ported from Twisted keep working.
 
+For tests that need the real shared reactor, :func:`freshReactor` installs
+a new one for the length of a ``with`` block and puts back whatever was
+installed before.
+
 This module imports neither asyncio nor socket.
 """
 
 from __future__ import annotations
 
+import contextlib
 from io import BytesIO
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from tapster.core._reactor.delayedcall import DelayedCall
 from tapster.core.address import IPv4Address, IPv6Address, UNIXAddress
@@ -39,6 +44,9 @@ from tapster.core.errors import (
 )
 from tapster.core.failure import Failure
 
+if TYPE_CHECKING:
+    from tapster.core._reactor.loop import AsyncioReactor
+
 __all__ = [
     "StringTransport",
     "StringTransportWithDisconnection",
@@ -48,6 +56,7 @@ __all__ = [
     "FakePort",
     "FakeDatagramPort",
     "FakeConnector",
+    "freshReactor",
 ]
 
 
@@ -682,3 +691,29 @@ class MemoryReactorClock(MemoryReactor, Clock):
     def __init__(self) -> None:
         MemoryReactor.__init__(self)
         Clock.__init__(self)
+
+
+# -- the real reactor, fresh ------------------------------------------------------
+
+
+@contextlib.contextmanager
+def freshReactor(name: str | None = None) -> Iterator["AsyncioReactor"]:
+    """Install a new shared reactor (``name``, default the default one) for the ``with`` block.
+
+    Whatever reactor was installed before is set aside and put back
+    afterwards, and the fresh one's loop is closed: one test's reactor never
+    leaks into the next. As a pytest fixture::
+
+        @pytest.fixture
+        def reactor():
+            with freshReactor() as r:
+                yield r
+    """
+    from tapster.core import reactor as shared
+
+    saved = shared.setAside()
+    try:
+        yield shared.install(name)
+    finally:
+        shared.uninstall()
+        shared.restore(saved)

@@ -28,10 +28,10 @@ import pytest
 
 @pytest.fixture
 def shared_reactor() -> Iterator[Any]:
-    from tapster.core import reactor
+    from tapster.core.testing import freshReactor
 
-    yield reactor.getReactor()
-    reactor._uninstall()
+    with freshReactor() as reactor:
+        yield reactor
 
 
 def _run_until(reactor: Any, predicate: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -63,18 +63,23 @@ class Runner:
         self.reopen_logs = reopen_logs
         self.post_mortem = post_mortem
         self.status = ExitStatus.OK
-        self._signals = 0
-        self._pending: list[int] = []
+        from tapster.core.reactor import StopSignals
+
+        extra = {signal.SIGUSR1: self._on_reopen_signal} if reopen_logs is not None else {}
+        self.signals = StopSignals(self._on_stop, self._on_force, extra)
 
     def run(self) -> int:
-        """Start, serve until stopped, shut down; returns the exit status."""
-        app = self.application
-        held = self._hold_signals()
+        """Start, serve until stopped, shut down; returns the exit status.
+
+        Signals follow tapster's one policy (:class:`tapster.core.reactor.StopSignals`),
+        held from here on, so that one sent while the services start is acted on
+        as soon as the loop runs.
+        """
+        self.signals.hold()
         try:
-            return self._run(app)
+            return self._run(self.application)
         finally:
-            for signum, previous in held.items():
-                signal.signal(signum, previous)
+            self.signals.detach()
 
     def _run(self, app: Any) -> int:
         with self.pidfile:
@@ -95,7 +100,7 @@ class Runner:
                 raise
             self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_services)
             self.reactor.addSystemEventTrigger("after", "shutdown", self._save_on_shutdown)
-            self.reactor.callWhenRunning(self._install_signals)
+            self.reactor.callWhenRunning(self.signals.attach, self.reactor.loop)
             _log.info("%s started", app.name)
             self.reactor.callWhenRunning(self._announce, "tapster_twistd_started")
             if self.on_started is not None:
@@ -115,45 +120,6 @@ class Runner:
 
     # -- signals -------------------------------------------------------------
 
-    def _signals_handled(self) -> list[int]:
-        wanted = [signal.SIGTERM, signal.SIGINT]
-        if self.reopen_logs is not None:
-            wanted.append(signal.SIGUSR1)
-        return wanted
-
-    def _hold_signals(self) -> dict[int, Any]:
-        """Until the loop runs, only record the signals (returns the handlers to restore).
-
-        The ports accept connections from ``privilegedStartService`` on, so a
-        supervisor may send SIGTERM before the loop runs; uvloop loses a
-        signal that arrives between ``add_signal_handler`` and the loop's start,
-        and the default action would kill us without stopping anything. A second
-        SIGINT while starting aborts the start, as Ctrl-C twice should.
-        """
-        held = {}
-        for signum in self._signals_handled():
-            held[signum] = signal.signal(signum, self._record_early_signal)
-        return held
-
-    def _record_early_signal(self, signum: int, frame: Any) -> None:
-        if signum == signal.SIGINT and signal.SIGINT in self._pending:
-            raise KeyboardInterrupt
-        self._pending.append(signum)
-
-    def _install_signals(self) -> None:
-        """With the loop running: the loop's handlers, then the signals that came during start-up."""
-        loop = self.reactor.loop
-        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, signal.SIGTERM)
-        loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, signal.SIGINT)
-        if self.reopen_logs is not None:
-            loop.add_signal_handler(signal.SIGUSR1, self._on_reopen_signal)
-        pending, self._pending = self._pending, []
-        for signum in pending:
-            if signum == signal.SIGUSR1:
-                self._on_reopen_signal()
-            else:
-                self._on_stop_signal(signum)
-
     def _on_reopen_signal(self) -> None:
         try:
             reopened = self.reopen_logs()  # type: ignore[misc]
@@ -165,17 +131,12 @@ class Runner:
         else:
             _log.info("received SIGUSR1, reopened the log file")
 
-    def _on_stop_signal(self, signum: int) -> None:
-        self._signals += 1
-        name = signal.Signals(signum).name
-        if self._signals > 1:
-            if signum == signal.SIGINT:
-                _log.warning("second %s: exiting at once, without saving", name)
-                self.pidfile.release()
-                os._exit(ExitStatus.FORCED)
-            return
-        _log.info("received %s, shutting down", name)
+    def _on_stop(self, name: str) -> None:
         self.reactor.stop()
+
+    def _on_force(self, name: str) -> None:
+        self.pidfile.release()
+        os._exit(ExitStatus.FORCED)
 
     # -- shutdown ------------------------------------------------------------
 

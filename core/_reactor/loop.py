@@ -22,11 +22,11 @@ import builtins
 import functools
 import inspect
 import logging
-import signal
 from typing import Any, Awaitable, Callable
 
 from tapster.core._reactor import ports as _ports
 from tapster.core._reactor.delayedcall import DelayedCall
+from tapster.core._reactor.signals import StopSignals
 from tapster.core.errors import ReactorAlreadyRunning, ReactorNotRunning
 
 __all__ = ["AsyncioReactor"]
@@ -72,7 +72,6 @@ class AsyncioReactor(_ports.PortsMixin):
         self._started = False
         self._timers: set[_TimerCall] = set()
         self._triggers: dict[str, dict[str, list[_Trigger]]] = {e: {p: [] for p in _PHASES} for e in _EVENTS}
-        self._signal_handlers: list[int] = []
 
     # -- the loop ------------------------------------------------------------
 
@@ -179,18 +178,31 @@ class AsyncioReactor(_ports.PortsMixin):
     # -- running and stopping ------------------------------------------------
 
     def run(self, installSignalHandlers: bool = True) -> None:
-        """Fire 'startup', run the loop until :meth:`stop` completed shutdown."""
+        """Fire 'startup', run the loop until :meth:`stop` completed shutdown.
+
+        With ``installSignalHandlers``, SIGTERM and SIGINT follow tapster's one
+        signal policy (:mod:`tapster.core._reactor.signals`): the first stops
+        gracefully, a second SIGINT raises KeyboardInterrupt out of ``run()``.
+        """
         if self._loop.is_running():
             raise ReactorAlreadyRunning("the reactor is already running")
         asyncio.set_event_loop(self._loop)
         self._stopping = False
         self._loop.call_soon(self._startup)
+        signals = None
         if installSignalHandlers:
-            self._install_signal_handlers()
+            signals = StopSignals(self._stop_on_signal, self._force_on_signal)
+            try:
+                signals.hold()
+            except ValueError:  # not the main thread: leave signals alone
+                signals = None
+            else:
+                self._loop.call_soon(signals.attach, self._loop)
         try:
             self._loop.run_forever()
         finally:
-            self._remove_signal_handlers()
+            if signals is not None:
+                signals.detach()
             self.running = False
 
     def _startup(self) -> None:
@@ -217,27 +229,13 @@ class AsyncioReactor(_ports.PortsMixin):
         self.running = False
         self._loop.stop()
 
-    def _install_signal_handlers(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._loop.add_signal_handler(signum, self._on_signal, signum)
-            except (RuntimeError, ValueError):  # not the main thread
-                return
-            self._signal_handlers.append(signum)
-
-    def _remove_signal_handlers(self) -> None:
-        while self._signal_handlers:
-            signum = self._signal_handlers.pop()
-            if not self._loop.remove_signal_handler(signum):
-                # uvloop ignores the removal once its loop has stopped (and run()
-                # removes them after run_forever returned), which would leave its
-                # handler swallowing SIGINT/SIGTERM for the rest of the process.
-                signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
-
-    def _on_signal(self, signum: int) -> None:
-        _log.info("received %s, shutting down", signal.Signals(signum).name)
+    def _stop_on_signal(self, name: str) -> None:
         if not self._stopping:
             self.stop()
+
+    @staticmethod
+    def _force_on_signal(name: str) -> None:
+        raise KeyboardInterrupt(f"second {name}")
 
     # -- asyncio interop -----------------------------------------------------
 

@@ -65,7 +65,7 @@ def _inet_family(interface: str) -> int:
             return socket.AF_INET
 
 
-def _bind_inet(kind: int, interface: str, port: int, backlog: int | None, reuse: bool = True) -> socket.socket:
+def bind_inet(kind: int, interface: str, port: int, backlog: int | None, reuse: bool = True) -> socket.socket:
     family = _inet_family(interface)
     sock = socket.socket(family, kind)
     try:
@@ -504,7 +504,7 @@ def _prepare_unix_path(path: str) -> None:
     raise CannotListenError(path, None, OSError(errno.EADDRINUSE, "Address already in use"))
 
 
-def _bind_unix(kind: int, path: str, backlog: int | None, mode: int | None) -> socket.socket:
+def bind_unix(kind: int, path: str, backlog: int | None, mode: int | None) -> socket.socket:
     _prepare_unix_path(path)
     sock = socket.socket(socket.AF_UNIX, kind)
     try:
@@ -529,7 +529,7 @@ class PortsMixin:
 
     def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> ListeningPort:
         """Listen on TCP ``interface:port`` (all IPv4 interfaces by default); bound before returning."""
-        sock = _bind_inet(socket.SOCK_STREAM, interface, port, backlog)
+        sock = bind_inet(socket.SOCK_STREAM, interface, port, backlog)
         p = ListeningPort(self, "TCP", sock, factory)
         p.startListening()
         return p
@@ -537,7 +537,7 @@ class PortsMixin:
     def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = "") -> ListeningPort:
         """Like listenTCP, with TLS from ``contextFactory`` (an ``ssl.SSLContext`` or ``.getContext()``)."""
         ctx = _ssl_context(contextFactory)
-        sock = _bind_inet(socket.SOCK_STREAM, interface, port, backlog)
+        sock = bind_inet(socket.SOCK_STREAM, interface, port, backlog)
         p = ListeningPort(self, "SSL", sock, factory, ssl=ctx)
         p.startListening()
         return p
@@ -548,7 +548,7 @@ class PortsMixin:
         if wantPID:
             lock = _pid_lock(address)
         try:
-            sock = _bind_unix(socket.SOCK_STREAM, address, backlog, mode)
+            sock = bind_unix(socket.SOCK_STREAM, address, backlog, mode)
         except CannotListenError:
             if lock:
                 os.unlink(lock)
@@ -595,7 +595,7 @@ class PortsMixin:
     # -- datagrams -------------------------------------------------------------
 
     def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> DatagramPort:
-        sock = _bind_inet(socket.SOCK_DGRAM, interface, port, None, reuse=False)
+        sock = bind_inet(socket.SOCK_DGRAM, interface, port, None, reuse=False)
         p = DatagramPort(self, "UDP", sock, protocol)
         p.startListening()
         return p
@@ -617,7 +617,7 @@ class PortsMixin:
         return p
 
     def listenUNIXDatagram(self, address: str, protocol: Any, maxPacketSize: int = 8192, mode: int = 0o666) -> DatagramPort:
-        sock = _bind_unix(socket.SOCK_DGRAM, address, None, mode)
+        sock = bind_unix(socket.SOCK_DGRAM, address, None, mode)
         p = DatagramPort(self, "UNIX", sock, protocol, unlink=address)
         p.startListening()
         return p

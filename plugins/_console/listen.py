@@ -1,9 +1,9 @@
 """A listening socket for an endpoint description, bound now: for servers that are not Protocols.
 
 asyncssh serves on a socket handed to it, so the manhole binds one itself,
-with the reactor's own helpers: the same address handling (IPv6, host names,
-stale UNIX sockets) and the same :class:`tapster.core.errors.CannotListenError`
-naming the address when the port is taken.
+with :func:`tapster.core.endpoints.listeningSocket`, the public call any
+third-party plugin has: the same address handling as the reactor's ports and
+the same :class:`tapster.core.errors.CannotListenError` naming the address.
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ def check_endpoint(description: str) -> Any:
 
 def bind(description: str) -> socket.socket:
     """A non-blocking socket bound and listening as ``description`` says."""
-    from tapster.core._reactor.ports import _bind_inet, _bind_unix
+    from tapster.core.endpoints import listeningSocket
 
-    kind, args, kw = check_endpoint(description)
-    if kind == "unix":
-        return _bind_unix(socket.SOCK_STREAM, args[0], kw["backlog"], kw["mode"])
-    return _bind_inet(socket.SOCK_STREAM, kw["interface"], args[0], kw["backlog"])
+    check_endpoint(description)  # the SSH-specific refusal of ssl comes first
+    return listeningSocket(description)

@@ -1518,11 +1518,10 @@ def test_pull_producer_waits_while_the_peer_does_not_read(env):
 def shared():
     import tapster.core.reactor as shared_reactor
 
-    saved = shared_reactor._reactor
-    shared_reactor._reactor = None
+    saved = shared_reactor.setAside()
     yield shared_reactor
-    shared_reactor._uninstall()
-    shared_reactor._reactor = saved
+    shared_reactor.uninstall()
+    shared_reactor.restore(saved)
 
 
 def test_available_reactors_and_default(shared):

@@ -38,7 +38,7 @@ def test_public_names_are_exported():
         "MemoryReactorClock",
         "FakePort",
         "FakeDatagramPort",
-        "FakeConnector",
+        "FakeConnector", "freshReactor",
     }
     for name in tapster.core.testing.__all__:
         assert hasattr(tapster.core.testing, name)

@@ -307,8 +307,24 @@ def _literal(value: Any) -> str:
 # -- reading ----------------------------------------------------------------------
 
 
+_HEADER_PREFIX = b"# tapster application source, format "
+
+
 def sniff(head: bytes) -> bool:
-    return head.lstrip(b"\xef\xbb\xbf").startswith(HEADER.encode())
+    return head.lstrip(b"\xef\xbb\xbf").startswith(_HEADER_PREFIX)
+
+
+def _check_version(data: bytes, filename: str) -> None:
+    """A file whose header names a newer format is refused before a line of it runs."""
+    first = data.lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    if not first.startswith(_HEADER_PREFIX):
+        return  # hand-written, Twisted-style: no header, no promise
+    version = first[len(_HEADER_PREFIX):].strip()
+    if version != str(FORMAT_VERSION).encode():
+        shown = version.decode("ascii", "replace")[:20]
+        raise PersistError(
+            f"{filename}: written in source format {shown}; this tapster reads format {FORMAT_VERSION} (upgrade tapster)"
+        )
 
 
 def load(data: bytes, filename: str) -> Any:
@@ -316,6 +332,7 @@ def load(data: bytes, filename: str) -> Any:
     import sys
     import traceback
 
+    _check_version(data, filename)
     try:
         code = compile(data, filename, "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as e:  # ValueError: null bytes on older Pythons

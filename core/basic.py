@@ -33,6 +33,7 @@ import logging
 import struct
 from typing import Any, ClassVar, Iterator
 
+from tapster.core.errors import NetstringParseError, StringTooLongError
 from tapster.core.protocol import Protocol
 
 __all__ = [
@@ -48,18 +49,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("tapster.basic")
-
-
-class StringTooLongError(AssertionError):
-    """``sendString`` was given more bytes than the length prefix can describe.
-
-    An ``AssertionError`` as in Twisted: it is a programming error of the
-    sender, not something the peer can cause.
-    """
-
-
-class NetstringParseError(ValueError):
-    """The peer sent something that is not a netstring (kept for Twisted compatibility)."""
 
 
 class _Detached:

@@ -51,7 +51,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any, Callable
 
-from tapster.core.errors import TapsterError
+from tapster.core.errors import EndpointError
 
 if TYPE_CHECKING:
     import socket
@@ -95,15 +95,6 @@ _CLIENT_EXAMPLES = {
 _DEFAULT_BACKLOG = 50
 _DEFAULT_MODE = 0o666
 _DEFAULT_TIMEOUT = 30.0
-
-
-class EndpointError(TapsterError, ValueError):
-    """A description string is malformed; the message names it and the fix."""
-
-    def __init__(self, description: str, problem: str) -> None:
-        super().__init__(f"bad endpoint {description!r}: {problem}")
-        self.description = description
-        self.problem = problem
 
 
 # -- tokenising ------------------------------------------------------------------

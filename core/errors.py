@@ -3,6 +3,9 @@
 The hierarchy, drawn once here so that callers know what to catch::
 
     TapsterError                      base of everything tapster raises on purpose
+    ├── UsageError                    a command line is wrong (``usage.UsageError``, Twisted's name)
+    ├── EndpointError                 a malformed endpoint description (also a ValueError)
+    ├── TLSContextError               a TLS key or certificate cannot be used
     ├── CannotListenError             bind/listen failed; names the address and the OS reason
     ├── ConnectError                  an outgoing connection failed
     │   ├── ConnectionRefusedError
@@ -15,21 +18,35 @@ The hierarchy, drawn once here so that callers know what to catch::
     │   ├── ReactorNotRunning         ``stop()`` on a reactor that is not running
     │   ├── ReactorAlreadyRunning
     │   └── ReactorAlreadyInstalledError
+    ├── NotConnectingError            ``stopConnecting()`` on a connector that is not connecting
     ├── AlreadyCalled / AlreadyCancelled   misuse of a DelayedCall
+    ├── StringTooLongError            more bytes than a length prefix holds (also an AssertionError)
+    ├── NetstringParseError           the peer sent something that is not a netstring (also a ValueError)
     ├── PersistError                  a saved application cannot be written or read
     │   └── BadPassphrase             wrong passphrase for an encrypted file
     ├── PassphraseError               no usable passphrase (empty, the two entries differ, unreadable file)
     └── PluginError                   a plugin cannot be loaded or is broken
         └── UnknownPluginError        no installed plugin has that name (a usage error)
 
-Command-line front ends (mktap, twistd) turn ``TapsterError`` into one line on
-stderr; anything else is a bug and keeps its traceback under ``--debug``.
+Every exception class of the library is defined here; the public modules
+re-export theirs under Twisted's names (``usage.UsageError``,
+``endpoints.EndpointError``, ``basic.StringTooLongError``...). The command-line
+front ends add a few of their own below ``TapsterError`` (twistd's
+``AlreadyRunning`` for a held pidfile, its ``PluginUsageError``), and turn every
+``TapsterError`` into one line on stderr; anything else is a bug and keeps its
+traceback under ``--debug``.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "TapsterError",
+    "UsageError",
+    "EndpointError",
+    "TLSContextError",
+    "NotConnectingError",
+    "StringTooLongError",
+    "NetstringParseError",
     "CannotListenError",
     "ConnectError",
     "ConnectionRefusedError",
@@ -54,6 +71,39 @@ __all__ = [
 
 class TapsterError(Exception):
     """Base class of the errors tapster raises deliberately, with a message fit for users."""
+
+
+class UsageError(TapsterError):
+    """The command line is wrong; the message, meant for the user, says what and how to fix it."""
+
+
+class EndpointError(TapsterError, ValueError):
+    """A description string is malformed; the message names it and the fix."""
+
+    def __init__(self, description: str, problem: str) -> None:
+        super().__init__(f"bad endpoint {description!r}: {problem}")
+        self.description = description
+        self.problem = problem
+
+
+class TLSContextError(TapsterError):
+    """A TLS context cannot be built: a key or certificate file is missing, unreadable or wrong."""
+
+
+class NotConnectingError(TapsterError):
+    """``stopConnecting()`` on a connector that is not connecting."""
+
+
+class StringTooLongError(TapsterError, AssertionError):
+    """``sendString`` was given more bytes than the length prefix can describe.
+
+    An ``AssertionError`` as in Twisted: it is a programming error of the
+    sender, not something the peer can cause.
+    """
+
+
+class NetstringParseError(TapsterError, ValueError):
+    """The peer sent something that is not a netstring (kept for Twisted compatibility)."""
 
 
 class CannotListenError(TapsterError):

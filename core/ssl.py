@@ -25,7 +25,7 @@ import os
 import ssl as _ssl
 from typing import Any
 
-from tapster.core.errors import TapsterError
+from tapster.core.errors import TLSContextError
 
 __all__ = [
     "TLSContextError",
@@ -34,10 +34,6 @@ __all__ = [
     "optionsForClientTLS",
     "SSL_METHODS",
 ]
-
-
-class TLSContextError(TapsterError):
-    """A TLS context cannot be built: a key or certificate file is missing, unreadable or wrong."""
 
 
 # Twisted's ``sslmethod`` names (pyOpenSSL constants) mapped to the TLS

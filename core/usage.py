@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import sys
 
-from tapster.core.errors import TapsterError
+from tapster.core.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs ~10 ms at start-up
@@ -63,10 +63,6 @@ __all__ = [
     "CompleteUserAtHost",
     "CompleteNetInterfaces",
 ]
-
-
-class UsageError(TapsterError):
-    """The command line is wrong; the message, meant for the user, says what and how to fix it."""
 
 
 error = UsageError  # Twisted's old alias, kept for ported code

@@ -33,7 +33,7 @@ from tapster.core.errors import (
     ConnectionRefusedError,
     DNSLookupError,
     TimeoutError,
-    TapsterError,
+    NotConnectingError,
     describe_address,
 )
 from tapster.core.failure import Failure
@@ -41,10 +41,6 @@ from tapster.core.failure import Failure
 __all__ = ["PortsMixin", "ListeningPort", "Connector", "DatagramPort"]
 
 _log = logging.getLogger("tapster.reactor")
-
-
-class NotConnectingError(TapsterError):
-    """``stopConnecting()`` on a connector that is not connecting."""
 
 
 def _ssl_context(contextFactory: Any) -> Any:

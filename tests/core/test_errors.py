@@ -16,3 +16,26 @@ def test_address_in_use_hint_fits_ports_and_paths() -> None:
     assert str(CannotListenError("/run/x.sock", None, in_use)).endswith("choose another path)")
     assert "127.0.0.1:80" in str(CannotListenError("127.0.0.1", 80, in_use))
     assert "[::1]:80" in str(CannotListenError("::1", 80, in_use))
+
+
+def test_every_exception_of_the_library_is_in_the_one_tree() -> None:
+    """Defined in tapster.core.errors, below TapsterError, and drawn in its docstring."""
+    import importlib
+    import pkgutil
+
+    import tapster.core
+    from tapster.core import errors
+
+    found = {}
+    for info in pkgutil.walk_packages(tapster.core.__path__, "tapster.core."):
+        module = importlib.import_module(info.name)
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__.startswith("tapster."):
+                if not obj.__name__.startswith("_"):
+                    found[obj.__name__] = obj  # by its own name: usage.error is UsageError
+    assert found, "no exception classes found: the scan is broken"
+    for name, cls in found.items():
+        assert cls.__module__ == "tapster.core.errors", f"{name} is defined in {cls.__module__}"
+        assert issubclass(cls, errors.TapsterError), name
+        assert name in errors.__doc__, f"{name} is missing from the tree in tapster.core.errors"
+        assert name in errors.__all__, name

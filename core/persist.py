@@ -17,9 +17,9 @@ back encrypted.
 from __future__ import annotations
 
 import os
-import tempfile
 from typing import TYPE_CHECKING, Any
 
+from tapster.core._persist.files import MAX_SIZE_VARIABLE, atomic_write, check_name, read_file, read_head
 from tapster.core.errors import PersistError
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ __all__ = [
     "instance",
     "setstate",
     "runs_code",
+    "check_name",
+    "MAX_SIZE_VARIABLE",
 ]
 
 DEFAULT_FORMAT = "pickle"
@@ -101,12 +103,8 @@ def is_encrypted(filename: str) -> bool:
     """Whether ``filename`` holds an encrypted application (by its header; False if unreadable)."""
     from tapster.core._persist import crypto as _crypto
 
-    try:
-        with open(filename, "rb") as f:
-            head = f.read(len(_crypto.MAGIC) + 1)
-    except OSError:
-        return False
-    return _crypto.is_encrypted(head)
+    head = read_head(filename, len(_crypto.MAGIC) + 1)
+    return head is not None and _crypto.is_encrypted(head)
 
 
 def runs_code(filename: str, kind: str | None = None) -> bool:
@@ -123,10 +121,8 @@ def runs_code(filename: str, kind: str | None = None) -> bool:
     named, _ = named_format(filename)
     if named is not None:
         return not named.safe
-    try:
-        with open(filename, "rb") as f:
-            head = f.read(_SNIFF_BYTES)
-    except OSError:
+    head = read_head(filename, _SNIFF_BYTES)
+    if head is None:
         return True
     from tapster.core._persist import crypto as _crypto
 
@@ -140,50 +136,6 @@ def runs_code(filename: str, kind: str | None = None) -> bool:
         return not sniff(head, filename).safe
     except PersistError:
         return True
-
-
-def atomic_write(filename: str, data: bytes) -> None:
-    """Replace ``filename`` with ``data`` atomically (temp file, fsync, rename, fsync dir).
-
-    A new file is created readable by its owner only (applications may hold
-    secrets); an existing file keeps its permission bits.
-    """
-    directory = os.path.dirname(os.path.abspath(filename))
-    try:
-        mode = os.stat(filename).st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o600
-    except OSError as e:
-        raise PersistError(f"cannot write {filename}: {e.strerror}") from e
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(filename) + ".", suffix=".tmp")
-    except OSError as e:
-        raise PersistError(f"cannot write {filename}: {e.strerror} (check that {directory} exists and is writable)") from e
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, filename)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise PersistError(f"cannot write {filename}: {e.strerror or e}") from e
-        raise
-    try:
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def dumps(app: Any, kind: str | None = None, passphrase: str | bytes | None = None) -> bytes:
@@ -230,10 +182,20 @@ def _remember(app: Any, style: str, passphrase: str | bytes | None) -> None:
 
 
 def saveApplication(app: Any, tag: str | None = None, filename: str | None = None) -> str:
-    """Save as ``<name>-<tag>.<ext>`` (or ``<name>.<ext>``) in the app's own format and encryption, in the cwd."""
+    """Save as ``<name>-<tag>.<ext>`` (or ``<name>.<ext>``) in the app's own format and encryption, in the cwd.
+
+    Without ``filename`` the name and the tag must each be a plain file name
+    (no directory, nothing hidden): a name from a stranger's file, or a tag
+    typed into the console, never writes outside the run directory.
+    """
     spec = format_for(getattr(app, "persistStyle", None) or DEFAULT_FORMAT)
     passphrase = getattr(app, PASSPHRASE_ATTRIBUTE, None)
     if filename is None:
+        problem = check_name(getattr(app, "name", None))
+        if problem is None and tag:
+            problem = check_name(tag, "tag")
+        if problem is not None:
+            raise PersistError(f"cannot save the application: {problem}")
         base = app.name if not tag else f"{app.name}-{tag}"
         filename = f"{base}.{extension_for(spec, passphrase is not None)}"
     return save(app, filename, spec.name, passphrase=passphrase)
@@ -260,42 +222,65 @@ def sniff(head: bytes, filename: str) -> "FormatSpec":
     )
 
 
-def load(filename: str, kind: str | None = None, passphrase: str | bytes | None = None) -> Any:
+def load(filename: str, kind: str | None = None, passphrase: str | bytes | None = None,
+         max_size: int | None = None) -> Any:
     """Load the application saved in ``filename``; ``kind`` forces a format.
 
-    An encrypted file needs ``passphrase``; it is authenticated before a
-    single byte is unpickled or parsed, and a wrong passphrase raises
-    :class:`tapster.core.errors.BadPassphrase`. The loaded application keeps the
-    passphrase in memory so that saving it again encrypts it again.
+    Only a regular file is read, at most ``max_size`` bytes (default 64 MiB,
+    or ``$TAPSTER_MAX_FILE_SIZE``). A file whose name says a safe format
+    (``.tax``, ``.yaml``, ``.etax``...) is loaded by that format only, never by
+    a code-running one because of what its bytes look like or what an
+    encrypted file's header claims. An encrypted file needs ``passphrase``; it
+    is authenticated before a single byte is unpickled or parsed, and a wrong
+    passphrase raises :class:`tapster.core.errors.BadPassphrase`. The loaded
+    application keeps the passphrase in memory so that saving it again
+    encrypts it again. Its name must be a plain file name (it names the
+    shutdown file).
     """
-    try:
-        with open(filename, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise PersistError(f"no such file: {filename} (build it with mktap, or check the path)") from None
-    except IsADirectoryError:
-        raise PersistError(f"{filename} is a directory, not an application file") from None
-    except OSError as e:
-        raise PersistError(f"cannot read {filename}: {e.strerror}") from e
+    data = read_file(filename, max_size)
     if not data:
         raise PersistError(f"{filename} is empty; rebuild it with mktap")
     from tapster.core._persist import crypto as _crypto
 
+    named, named_encrypted = named_format(filename)
     if _crypto.is_encrypted(data):
         if passphrase is None:
             raise PersistError(f"{filename} is encrypted: a passphrase is needed to load it")
+        header = _crypto.read_header(data, filename)[0]
+        _check_promise(filename, named, kind, header.format, "its encryption header says")
         inner, data = _crypto.decrypt(data, passphrase, filename)  # authenticated before anything else
         spec = format_for(kind or inner)
     else:
+        if named_encrypted:
+            raise PersistError(f"{filename} is named as an encrypted file but is not encrypted; "
+                               f"rename it .{named.extension if named else 'tap'} if that is what it is")
         passphrase = None
         spec = format_for(kind) if kind is not None else sniff(data[:_SNIFF_BYTES], filename)
+        _check_promise(filename, named, kind, spec.name, "its content looks like")
     app = spec.load(data, filename)
     from tapster.core.service import IService
 
     if IService(app, None) is None:
         raise PersistError(f"{filename} holds a {type(app).__name__}, not an application; rebuild it with mktap")
+    name = getattr(app, "name", None)
+    problem = None if name is None else check_name(name)  # a nameless root is named when saved
+    if problem is not None:
+        raise PersistError(f"{filename}: {problem}; refusing to load it (rebuild it with mktap -n NAME)")
     _remember(app, spec.name, passphrase)
     return app
+
+
+def _check_promise(filename: str, named: "FormatSpec | None", kind: str | None, actual: str, how: str) -> None:
+    """A file named for a safe format is read by that format only, whatever else it claims."""
+    if named is None or not named.safe:
+        return
+    wanted = kind or actual
+    if wanted != named.name:
+        by = f"-{'x' if wanted == 'xml' else 's'} / --type {wanted}" if kind else how
+        raise PersistError(
+            f"{filename} is named as a {named.name} file, but {by} {wanted}; a file named for a safe "
+            f"format is loaded by that format only (rename it if you trust it as {wanted})"
+        )
 
 
 # -- what generated .tas files call (public: a .tas file imports them) ------------------

@@ -63,11 +63,12 @@ def exit_status_help(meanings: Mapping[int, str]) -> str:
 
     A meaning may hold line breaks; its later lines are indented under the first.
     """
+    width = max((len(str(status)) for status in meanings), default=1)
     lines = ["Exit status:"]
     for status, meaning in meanings.items():
         first, *more = meaning.split("\n")
-        lines.append(f"  {status:<2} {first}")
-        lines.extend(f"     {line}" for line in more)
+        lines.append(f"  {str(status).ljust(width)}  {first}")
+        lines.extend(" " * (width + 4) + line for line in more)
     return "\n".join(lines)
 
 

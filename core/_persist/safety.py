@@ -13,8 +13,9 @@ written, never at import time of the declaring module:
 2. every installed ``mktap.plugins`` entry point: the module (or object) it
    names may have a ``safeNames`` sequence of classes and functions (or their
    dotted paths). A plugin's module is imported only when the file names
-   something under the plugin's package, so loading a file that names only
-   core classes imports no plugin;
+   something tapster and the plugins already read do not declare, the
+   plugins whose package holds the name first: a file that names only core
+   classes imports no plugin;
 3. any ``tapster.hooks`` package implementing ``tapster_safe_names``.
 
 A name's module is imported only after the name was found in a declaration:
@@ -60,12 +61,21 @@ class SafeNames:
         self._pending: dict[str, list[str]] = plugins if plugins is not None else {}
 
     def allows(self, path: str) -> bool:
-        """Whether ``path`` (``module.qualname``) was declared safe by its owner."""
+        """Whether ``path`` (``module.qualname``) was declared safe by its owner.
+
+        The plugins whose package holds ``path`` are read first (the common
+        case: a plugin declares its own classes); if none of them declares it,
+        every other plugin is read too, so that the answer never depends on
+        what a file happened to name before (a plugin may declare a class of a
+        helper package of its own).
+        """
         if path in self._names:
             return True
         for package in [p for p in self._pending if path.startswith(p + ".")]:
             for value in self._pending.pop(package):
                 self._names.update(_plugin_declarations(value))
+        if path not in self._names and self._pending:
+            self.declared()
         return path in self._names
 
     def declared(self) -> frozenset[str]:

@@ -4,7 +4,9 @@ SLOW-ISH (about 5-10 s; needs pip, and PyPI or a pip cache for setuptools
 unless the running environment can build wheels offline). It is what a plugin
 author does: ``pip install`` tapster and the plugin package side by side into
 a fresh venv, then ``mktap --help`` lists the plugin, ``mktap hello ...``
-builds it and ``twistd -n -f hello.tap`` serves it to a real client. The
+builds it and ``twistd -n -f hello.tap`` serves it to a real client; the same
+in the XML format (``mktap -t xml hello``, ``twistd -f hello.tax``), which
+loads only classes that the plugin declares in its ``safeNames``. The
 plugin's own tests (``examples/hello/tests``) run there too, as
 docs/plugins.md tells authors to.
 
@@ -14,7 +16,7 @@ into it with ``--no-deps``, and a ``.pth`` file lends it the running
 environment's site-packages for tapster's dependencies (pluggy, PyYAML,
 rich, cryptography, uvloop), so nothing but the build backend may need the
 network. The venv's own site-packages comes first on ``sys.path``, so the
-``core``/``mktap`` it runs are the freshly installed copies.
+``tapster.core``/``tapster.mktap`` it runs are the freshly installed copies.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--disable-pip-version-check"]
     if _can_build_offline():
         argv += ["--no-build-isolation", "--no-index"]
-    done = subprocess.run(argv + [str(source / "tapster"), str(hello)], capture_output=True, text=True,
+    done = subprocess.run([*argv, str(source / "tapster"), str(hello)], capture_output=True, text=True,
                           timeout=PIP_TIMEOUT)
     if done.returncode != 0:
         pytest.fail(f"pip could not install tapster and examples/hello into a venv:\n{done.stderr[-3000:]}")
@@ -95,7 +97,8 @@ def test_installed_plugin_is_listed_built_and_served(venv: Path, tmp_path: Path)
     assert "Greets whoever connects by name" in rows["hello"]
     assert "qotd" in rows and "echo" in rows
 
-    where = run(venv, "python", "-c", "import tapster.core, tapster_hello; print(tapster.core.__file__, tapster_hello.__file__)",
+    where = run(venv, "python", "-c",
+                "import tapster.core, tapster_hello; print(tapster.core.__file__, tapster_hello.__file__)",
                 cwd=tmp_path)
     assert where.stdout.count(str(venv)) == 2, where.stdout  # both imported from the throwaway venv
 
@@ -113,7 +116,26 @@ def test_installed_plugin_is_listed_built_and_served(venv: Path, tmp_path: Path)
         assert nc(port) == b"Hello, plugin author!\r\n"
     finally:
         server.terminate()
-        out, err = server.communicate(timeout=DEADLINE)
+        _out, err = server.communicate(timeout=DEADLINE)
+    assert server.returncode == 0, err
+
+
+def test_installed_plugin_round_trips_through_xml(venv: Path, tmp_path: Path) -> None:
+    port = free_port()
+    made = run(venv, "mktap", "-t", "xml", "hello", "--port", f"tcp:{port}:interface=127.0.0.1", "--name", "XML",
+               cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    saved = (tmp_path / "hello.tax").read_text()
+    assert 'module="tapster_hello.plugin" class="GreeterFactory"' in saved
+
+    server = subprocess.Popen([str(venv / "bin" / "twistd"), "-n", "-o", "-f", "hello.tax"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, server)
+        assert nc(port) == b"Hello, XML!\r\n"
+    finally:
+        server.terminate()
+        _out, err = server.communicate(timeout=DEADLINE)
     assert server.returncode == 0, err
 
 
@@ -121,4 +143,4 @@ def test_the_example_plugins_own_tests_pass_there(venv: Path, tmp_path: Path) ->
     tests = _copy_tree(EXAMPLE / "tests", tmp_path / "tests")
     done = run(venv, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 passed" in done.stdout
+    assert "6 passed" in done.stdout

@@ -1,10 +1,19 @@
-"""Tests of the hello plugin with tapster's test doubles: no sockets, no reactor."""
+"""Tests of the hello plugin.
+
+Most use tapster's test doubles (no sockets, no reactor). Two need the
+plugin installed (``pip install .``), as mktap would find it: one saves and
+loads an application in the XML format, which checks ``safeNames``; one
+serves a real client on a fresh shared reactor.
+"""
+
+import asyncio
 
 import pytest
-
-from tapster.core import usage
-from tapster.core.testing import MemoryReactor, StringTransport
 from tapster_hello import plugin
+
+from tapster.core import persist, usage
+from tapster.core.plugin import build_application
+from tapster.core.testing import MemoryReactor, StringTransport, freshReactor
 
 
 def test_greets_by_name_and_hangs_up() -> None:
@@ -34,6 +43,42 @@ def test_make_service_listens_where_asked() -> None:
     service.reactor = MemoryReactor()  # records listenTCP instead of binding
     service.privilegedStartService()
     service.startService()
-    (port, factory, backlog, interface), = service.reactor.tcpServers
+    ((port, factory, _backlog, interface),) = service.reactor.tcpServers
     assert (port, interface, factory.name) == (9000, "127.0.0.1", "Ada")
     service.stopService()
+
+
+def test_xml_round_trip(tmp_path) -> None:
+    # What `mktap -t xml hello ...` then `twistd -f hello.tax` do: XML refuses any class that
+    # its owner did not declare safe, so this fails if safeNames misses a saved class.
+    app = build_application("hello", ["--name", "Ada", "--port", "tcp:9000:interface=127.0.0.1"])
+    path = persist.save(app, str(tmp_path / "hello.tax"))
+    loaded = persist.load(path)
+    port, factory = loaded.getServiceNamed("hello").args
+    assert port == 9000
+    assert isinstance(factory, plugin.GreeterFactory) and factory.name == "Ada"
+
+
+def test_serves_a_real_client_on_a_fresh_reactor() -> None:
+    config = plugin.Options()
+    config.parseOptions(["-p", "tcp:0:interface=127.0.0.1", "-n", "Ada"])
+    with freshReactor() as reactor:  # a new shared reactor for this test only
+        service = plugin.makeService(config)
+        service.privilegedStartService()  # binds now, as twistd does
+        service.startService()
+        port = service.getHost().port
+
+        async def client() -> bytes:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                return await reader.read()  # everything, until the server hangs up
+            finally:
+                writer.close()
+
+        try:
+            greeting = reactor.loop.run_until_complete(asyncio.wait_for(client(), timeout=5))
+        finally:
+            stopping = service.stopService()
+            if stopping is not None:
+                reactor.loop.run_until_complete(stopping)
+    assert greeting == b"Hello, Ada!\r\n"

@@ -112,12 +112,13 @@ def options_argv(config: Any, options: dict[str, Any], args: Sequence[Any] = ())
     Raises :class:`tapster.core.usage.UsageError` naming the option when a name is
     unknown or a value has the wrong shape for it.
     """
+    from tapster.core._persist.limits import brief
     from tapster.core.usage import UsageError
 
     argv: list[str] = []
     for name, value in options.items():
         if not isinstance(name, str) or not name:
-            raise UsageError(f"option names must be text, not {name!r}")
+            raise UsageError(f"option names must be text, not {brief(name)}")
         spec = config.findOption(name) or config.lookupOption(name)  # unknown: "did you mean --port?"
         spelled = f"--{spec.long}" if spec.long else f"-{spec.short}"
         if value is None:
@@ -133,7 +134,7 @@ def options_argv(config: Any, options: dict[str, Any], args: Sequence[Any] = ())
                         "(quote it if you mean the word: 'yes')"
                     )
                 if item is None or isinstance(item, (dict, list)):
-                    raise UsageError(f"option {spelled}: {item!r} is not a value (write text or a number)")
+                    raise UsageError(f"option {spelled}: {brief(item)} is not a value (write text or a number)")
                 argv.extend([f"{spelled}={_text(item)}"] if spec.long else [spelled, _text(item)])
         else:
             if value is False:
@@ -143,7 +144,7 @@ def options_argv(config: Any, options: dict[str, Any], args: Sequence[Any] = ())
             elif isinstance(value, int) and value >= 0:
                 count = value
             else:
-                raise UsageError(f"option {spelled} is a flag: write true or false, not {value!r}")
+                raise UsageError(f"option {spelled} is a flag: write true or false, not {brief(value)}")
             argv.extend([spelled] * count)
     if args:
         argv.append("--")

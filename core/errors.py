@@ -23,7 +23,8 @@ The hierarchy, drawn once here so that callers know what to catch::
     ├── StringTooLongError            more bytes than a length prefix holds (also an AssertionError)
     ├── NetstringParseError           the peer sent something that is not a netstring (also a ValueError)
     ├── PersistError                  a saved application cannot be written or read
-    │   └── BadPassphrase             wrong passphrase for an encrypted file
+    │   ├── BadPassphrase             wrong passphrase for an encrypted file
+    │   └── ValueTooLarge             a safe file describes more than tapster builds (shared references expanded)
     ├── PassphraseError               no usable passphrase (empty, the two entries differ, unreadable file)
     └── PluginError                   a plugin cannot be loaded or is broken
         └── UnknownPluginError        no installed plugin has that name (a usage error)
@@ -63,6 +64,7 @@ __all__ = [
     "AlreadyCancelled",
     "PersistError",
     "BadPassphrase",
+    "ValueTooLarge",
     "PluginError",
     "UnknownPluginError",
     "PassphraseError",
@@ -219,6 +221,10 @@ class PersistError(TapsterError):
 
 class BadPassphrase(PersistError):
     """The passphrase does not open this encrypted file."""
+
+
+class ValueTooLarge(PersistError):
+    """A value from a safe file would be larger, with its shared references expanded, than the budget allows."""
 
 
 class PluginError(TapsterError):

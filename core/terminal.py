@@ -33,6 +33,7 @@ __all__ = [
     "obtain_passphrase",
     "print_table",
     "exit_quietly_on_broken_pipe",
+    "one_line",
 ]
 
 
@@ -70,6 +71,18 @@ def exit_status_help(meanings: Mapping[int, str]) -> str:
         lines.append(f"  {str(status).ljust(width)}  {first}")
         lines.extend(" " * (width + 4) + line for line in more)
     return "\n".join(lines)
+
+
+def one_line(message: str, limit: int = 1000) -> str:
+    """``message`` as one printable line: control characters (newlines, terminal escapes) escaped, cut to ``limit``.
+
+    Every message a command prints about bad input goes through here, so a
+    file or an option name chosen by a stranger can neither break the
+    one-line promise nor send escape sequences to the administrator's terminal.
+    """
+    if not message.isprintable():
+        message = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 # -- passphrases -------------------------------------------------------------------

@@ -29,7 +29,9 @@ PROG = "mktap"
 
 
 def _fail(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)
+    from tapster.core.terminal import one_line
+
+    print(f"{PROG}: {one_line(message)}", file=sys.stderr)
 
 
 class _CommandLineError(TapsterError):

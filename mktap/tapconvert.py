@@ -80,7 +80,9 @@ class ConvertOptions(usage.Options):
 
 
 def _say(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)
+    from tapster.core.terminal import one_line
+
+    print(f"{PROG}: {one_line(message)}", file=sys.stderr)
 
 
 def convert(opts: Any) -> str:

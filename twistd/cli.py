@@ -31,7 +31,9 @@ PROG = "twistd"
 
 
 def _fail(message: str) -> None:
-    print(f"{PROG}: {message}", file=sys.stderr)
+    from tapster.core.terminal import one_line
+
+    print(f"{PROG}: {one_line(message)}", file=sys.stderr)
 
 
 def _print_traceback() -> None:

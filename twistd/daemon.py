@@ -64,8 +64,10 @@ def _launcher(read_fd: int, child: int) -> int:
     message = b"".join(chunks)
     if message == _OK:
         return 0
+    from tapster.core.terminal import one_line
+
     text = message[4:].decode("utf-8", "replace") if message.startswith(b"ERR ") else ""
-    print(f"twistd: {text or 'the daemon exited during start-up without saying why (see its log file)'}",
+    print(f"twistd: {one_line(text or 'the daemon exited during start-up without saying why (see its log file)')}",
           file=sys.stderr)
     sys.stderr.flush()
     return 1

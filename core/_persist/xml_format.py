@@ -41,6 +41,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, Iterable
 
+from tapster.core._persist.limits import TooHeavy, Weigher, brief, cap
 from tapster.core.errors import PersistError
 
 if TYPE_CHECKING:
@@ -79,6 +80,36 @@ _INVALID_XML_TEXT = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010f
 _INVALID_ATTR = re.compile("[^\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _PRINTABLE_ASCII = re.compile(rb"[\x20-\x7e]*\Z")
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+#: Constructors whose integer argument is a size to allocate, or whose argument is iterated.
+_SIZED = {bytes, bytearray, list, tuple, set, frozenset, dict, str}
+#: Constructors that parse a number from text, where an exponent is work (``Fraction("1e20000000")``).
+_EXPONENT = re.compile(r"[eE]\s*[+-]?\s*0*(\d{5,})")
+
+
+def _costly_arguments(func: Any, args: list[Any], limit: int) -> str | None:
+    """Why calling ``func(*args)`` from a file would cost too much, or None.
+
+    Plain types rebuild from their arguments; a stranger's arguments must not
+    make them allocate or compute without bound: a size (``bytearray(2**40)``),
+    a long range to iterate (``list(range(10**8))``), a number with a huge
+    exponent (``Fraction("1e20000000")``).
+    """
+    import collections
+    import decimal
+    import fractions
+
+    for arg in args:
+        if isinstance(arg, range) and len(arg) > limit:
+            return f"it would iterate over {len(arg)} items (at most {limit})"
+        if isinstance(arg, int) and not isinstance(arg, bool) and (func in _SIZED or func is collections.deque) \
+                and abs(arg) > limit:
+            return f"it would allocate {arg} items (at most {limit})"
+        if isinstance(arg, str) and func in (fractions.Fraction, decimal.Decimal, float, complex, int) \
+                and _EXPONENT.search(arg):
+            return "the number's exponent is too large to compute with"
+    return None
 
 
 class _Refused(Exception):
@@ -301,7 +332,9 @@ def load(data: bytes, filename: str) -> Any:
         raise PersistError(f"{filename}: <{ROOT_TAG}> must hold exactly one element (the application), not {len(children)}")
     loader = _Loader(filename, lines, _Resolver(allowed_names()))
     try:
-        return loader.value(children[0])
+        app = loader.value(children[0])
+        loader.weigh(children[0], app)  # what repr or a log line of it would have to walk
+        return app
     except RecursionError:
         raise PersistError(f"{filename}: the application is nested too deeply to load") from None
 
@@ -455,6 +488,7 @@ class _Loader:
         self.lines = lines
         self.resolver = resolver
         self.objects: dict[str, Any] = {}
+        self.weigher = Weigher()
         self.handlers = {
             "none": self.none, "bool": self.bool_, "int": self.int_, "float": self.float_, "complex": self.complex_,
             "str": self.str_, "bytes": self.bytes_, "list": self.list_, "tuple": self.tuple_, "set": self.set_,
@@ -465,7 +499,14 @@ class _Loader:
     def fail(self, element: "ET.Element", message: str) -> PersistError:
         line = self.lines.get(id(element))
         where = f"{self.filename} line {line}" if line else self.filename
-        return PersistError(f"{where}: {message}")
+        return PersistError(f"{where}: {cap(message)}")
+
+    def weigh(self, element: "ET.Element", value: Any) -> None:
+        """Refuse ``value`` (about to be hashed, passed to a constructor, or loaded) if it is too big expanded."""
+        try:
+            self.weigher.weigh(value)
+        except TooHeavy as e:
+            raise self.fail(element, str(e)) from None
 
     def value(self, element: "ET.Element") -> Any:
         handler = self.handlers.get(element.tag)
@@ -478,7 +519,7 @@ class _Loader:
         except _NotAllowed as e:
             raise self.fail(element, f"{e}; refusing to load it") from None
         except Exception as e:  # noqa: BLE001 - a bad value or a class that refuses its state
-            raise self.fail(element, f"cannot rebuild <{element.tag}>: {type(e).__name__}: {e}") from None
+            raise self.fail(element, f"cannot rebuild <{element.tag}>: {type(e).__name__}: {cap(str(e), 200)}") from None
 
     def register(self, element: "ET.Element", obj: Any) -> Any:
         key = element.get("id")
@@ -505,7 +546,7 @@ class _Loader:
             return True
         if text in ("false", "0"):
             return False
-        raise ValueError(f"{text!r} is not True or False")
+        raise ValueError(f"{brief(text)} is not True or False")
 
     def int_(self, element: "ET.Element") -> int:
         return int(self.text(element))
@@ -546,17 +587,24 @@ class _Loader:
     def tuple_(self, element: "ET.Element") -> tuple[Any, ...]:
         return self.register(element, tuple(self.values(element)))
 
+    def hashable(self, element: "ET.Element", values: list[Any]) -> list[Any]:
+        """``values`` about to be hashed: hashing walks a shared tuple once per reference, so weigh first."""
+        self.weigh(element, values)
+        return values
+
     def set_(self, element: "ET.Element") -> set[Any]:
         result: set[Any] = self.register(element, set())
-        result.update(self.values(element))
+        result.update(self.hashable(element, self.values(element)))
         return result
 
     def frozenset_(self, element: "ET.Element") -> frozenset[Any]:
-        return self.register(element, frozenset(self.values(element)))
+        return self.register(element, frozenset(self.hashable(element, self.values(element))))
 
     def dict_(self, element: "ET.Element") -> dict[Any, Any]:
         result: dict[Any, Any] = self.register(element, {})
-        for key, value in self.items(element):
+        pairs = self.items(element)
+        self.hashable(element, [key for key, _ in pairs])
+        for key, value in pairs:
             result[key] = value
         return result
 
@@ -634,6 +682,7 @@ class _Loader:
         parts = self.parts(element, ("args", "kwargs", "state", "listitems", "dictitems"))
         args = self.values(parts["args"]) if "args" in parts else []
         kwargs = dict(self.items(parts["kwargs"])) if "kwargs" in parts else {}
+        self.weigh(element, [args, kwargs])
         obj = self.register(element, cls.__new__(cls, *args, **kwargs))
         return self.finish(element, obj, parts)
 
@@ -641,6 +690,10 @@ class _Loader:
         func = self.resolver.callable_(element.get("module", ""), element.get("name", ""))
         parts = self.parts(element, ("args", "state", "listitems", "dictitems"))
         args = self.values(parts["args"]) if "args" in parts else []
+        self.weigh(element, args)
+        problem = _costly_arguments(func, args, self.weigher.limit)
+        if problem is not None:
+            raise self.fail(element, f"refusing to call {getattr(func, '__qualname__', func)}: {problem}")
         obj = self.register(element, func(*args))
         return self.finish(element, obj, parts)
 

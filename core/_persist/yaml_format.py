@@ -40,6 +40,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from tapster.core._assembly import RECIPE_ATTRIBUTE, attach, build_service
+from tapster.core._persist.limits import TooHeavy, Weigher, brief, cap
 from tapster.core.errors import PersistError, PluginError
 
 __all__ = ["dump", "load", "sniff", "RECIPE_VERSION"]
@@ -99,22 +100,23 @@ def _refuse(filename: str, error: Exception) -> PersistError:
 
     mark = getattr(error, "problem_mark", None)
     where = f" (line {mark.line + 1})" if mark is not None else ""
-    problem = getattr(error, "problem", None) or str(error)
+    problem = (getattr(error, "problem", None) or str(error) or type(error).__name__).strip()
+    problem = problem.splitlines()[0] if problem else type(error).__name__  # PyYAML adds "in <byte string>" lines
     if isinstance(error, yaml.constructor.ConstructorError) and "tag" in problem:
         tag = problem.split("tag", 1)[1].strip(" '")
         tag = tag.replace("tag:yaml.org,2002:", "!!")
         return PersistError(
-            f"{filename}: refused the YAML tag {tag}{where}: a recipe holds plain data only "
+            f"{filename}: refused the YAML tag {cap(tag, 80)}{where}: a recipe holds plain data only "
             "(it is read with yaml.safe_load); nothing in it was run"
         )
-    return PersistError(f"{filename} is not valid YAML: {problem}{where}")
+    return PersistError(f"{filename} is not valid YAML: {cap(problem, 200)}{where}")
 
 
 def _suggest(key: Any, allowed: Sequence[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(str(key), list(allowed), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
+    return f" (did you mean {brief(close[0])}?)" if close else f" (allowed: {', '.join(allowed)})"
 
 
 def load(data: bytes, filename: str) -> Any:
@@ -129,24 +131,33 @@ def load(data: bytes, filename: str) -> Any:
         doc = yaml.safe_load(data)
     except yaml.YAMLError as e:
         raise _refuse(filename, e) from None
+    except RecursionError:
+        raise PersistError(f"{filename}: the YAML is nested too deeply to be a recipe") from None
+    except Exception as e:  # noqa: BLE001 - PyYAML's resolvers raise plain errors for values such as 2001-13-45
+        raise PersistError(f"{filename} is not a valid recipe: a value cannot be read "
+                           f"({type(e).__name__}: {cap(str(e), 120)})") from None
+    try:
+        Weigher().weigh(doc)  # aliases share nodes: everything after this may walk the tree
+    except TooHeavy as e:
+        raise PersistError(f"{filename}: {e}") from None
     if not isinstance(doc, dict):
         raise PersistError(f"{filename}: a recipe is a mapping with name and services, not {type(doc).__name__}")
     for key in doc:
         if key not in _TOP_KEYS:
-            raise PersistError(f"{filename}: unknown key {key!r}{_suggest(key, _TOP_KEYS)}")
+            raise PersistError(f"{filename}: unknown key {brief(key)}{_suggest(key, _TOP_KEYS)}")
     version = doc.get("tapster", RECIPE_VERSION)
     if version != RECIPE_VERSION:
-        raise PersistError(f"{filename}: recipe version {version!r} is not one this tapster reads ({RECIPE_VERSION})")
+        raise PersistError(f"{filename}: recipe version {brief(version)} is not one this tapster reads ({RECIPE_VERSION})")
     name = doc.get("name")
     if name is None:
         name = os.path.splitext(os.path.basename(filename))[0]
     if not isinstance(name, str) or not name:
-        raise PersistError(f"{filename}: name must be text, not {name!r}")
+        raise PersistError(f"{filename}: name must be text, not {brief(name)}")
     ids = {}
     for key in ("uid", "gid"):
         value = doc.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, str))):
-            raise PersistError(f"{filename}: {key} must be a user/group name or a number, not {value!r}")
+            raise PersistError(f"{filename}: {key} must be a user/group name or a number, not {brief(value)}")
         ids[key] = value
     services = doc.get("services")
     if services is None:
@@ -158,17 +169,17 @@ def load(data: bytes, filename: str) -> Any:
     for number, entry in enumerate(services, start=1):
         where = f"{filename}: service #{number}"
         if not isinstance(entry, dict):
-            raise PersistError(f"{where}: each service is a mapping with at least 'plugin: NAME', not {entry!r}")
+            raise PersistError(f"{where}: each service is a mapping with at least 'plugin: NAME', not {brief(entry)}")
         for key in entry:
             if key not in _SERVICE_KEYS:
-                raise PersistError(f"{where}: unknown key {key!r}{_suggest(key, _SERVICE_KEYS)}")
+                raise PersistError(f"{where}: unknown key {brief(key)}{_suggest(key, _SERVICE_KEYS)}")
         plugin = entry.get("plugin")
         if not isinstance(plugin, str) or not plugin:
             raise PersistError(f"{where}: 'plugin: NAME' is missing (mktap --help lists the plugins)")
         wanted = entry.get("name")
         if wanted is not None and (not isinstance(wanted, str) or not wanted):
-            raise PersistError(f"{where}: name must be text, not {wanted!r}")
-        where = f"{filename}: service {wanted or plugin!r} (plugin {plugin})"
+            raise PersistError(f"{where}: name must be text, not {brief(wanted)}")
+        where = f"{filename}: service {brief(wanted or plugin)} (plugin {plugin})"
         options = entry.get("options") or {}
         if not isinstance(options, dict):
             raise PersistError(f"{where}: options must be a mapping of long option names to values")
@@ -176,18 +187,18 @@ def load(data: bytes, filename: str) -> Any:
         if not isinstance(args, list):
             raise PersistError(f"{where}: args must be a list")
         if wanted is not None and wanted in app.namedServices:
-            raise PersistError(f"{where}: two services are named {wanted!r}; names must be unique")
+            raise PersistError(f"{where}: two services are named {brief(wanted)}; names must be unique")
         recipe: dict[str, Any] = {"plugin": plugin, "options": dict(options)}
         if args:
             recipe["args"] = list(args)
         try:
             service = build_service(recipe)
         except PluginError as e:
-            raise PersistError(f"{where}: {e}") from e
+            raise PersistError(f"{where}: {cap(str(e))}") from e
         except UsageError as e:
-            raise PersistError(f"{where}: {e}") from e
+            raise PersistError(f"{where}: {cap(str(e))}") from e
         except Exception as e:  # the plugin's makeService failed
-            raise PersistError(f"{where}: the plugin could not build it: {type(e).__name__}: {e}") from e
+            raise PersistError(f"{where}: the plugin could not build it: {type(e).__name__}: {cap(str(e))}") from e
         attach(app, service, recipe, wanted)
     return app
 

@@ -21,7 +21,9 @@ def test_mktap_help_documents_its_exit_statuses(capsys) -> None:
     from tapster.mktap.cli import main as mktap_main
 
     assert mktap_main(["--help"]) == 0
-    assert "Exit status:\n  0  the application was saved" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Exit status:\n  0    the application was saved" in out  # aligned with 130 below
+    assert "\n  130  interrupted (Ctrl-C); nothing was written" in out
 
 
 def test_daemon_defaults_and_foreground_defaults() -> None:

@@ -147,6 +147,9 @@ class Method:
     obj: "Node"
     name: str
     id: int | None = None
+    #: ``module.qualname`` of the function behind the method ("" for a method implemented in C):
+    #: what a safe format checks against the declarations.
+    func: str = ""
 
 
 Node = Union[Atom, Global, Ref, Seq, Mapping, Instance, Call, Method]
@@ -330,6 +333,9 @@ class _Walker:
         if not name.isidentifier() or getattr(self_, name, None) != obj:
             raise PersistError(f"{path}: the method {obj!r} cannot be found again by its name; {_advice(owner)}")
         node = Method(Atom(None), name)
+        function = getattr(obj, "__func__", None)
+        if function is not None:
+            node.func = f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
         self.building[id(obj)] = path
         try:
             node.obj = self.node(self_, f"{path}.__self__", owner)

@@ -221,6 +221,10 @@ class _Writer:
             self.extras(element, node)
             return element
         if isinstance(node, _graph.Method):
+            if not node.func or not self.resolver.allows(node.func):
+                what = node.func or f"the built-in method {node.name}"
+                raise PersistError(f"cannot save this application as XML: {self.resolver.why(what)}; "
+                                   "save it as pickle or source instead")
             element = self.new("method", node, name=node.name)
             element.append(self.element(node.obj))
             return element
@@ -698,6 +702,16 @@ class _Loader:
         return self.finish(element, obj, parts)
 
     def method(self, element: "ET.Element") -> Any:
+        """A bound method, only of a function its owner declared safe; found without running any code.
+
+        The attribute is looked up statically (no property, descriptor or
+        ``__getattr__`` of the object runs), must be a function written in
+        Python, and its own path (``module.Class.method``) must be declared:
+        being a method of a declared class is not enough (``Application.save``
+        writes files; a shell's ``runcode`` runs code). Methods implemented in
+        C (``list.append``) are never named.
+        """
+        import inspect
         import types
 
         name = element.get("name", "")
@@ -705,13 +719,18 @@ class _Loader:
         if len(children) != 1:
             raise self.fail(element, "<method> holds exactly one element (the object)")
         if not name.isidentifier() or (name.startswith("__") and name.endswith("__")):
-            raise _NotAllowed(f"the method name {name!r} is not allowed")
+            raise _NotAllowed(f"the method name {brief(name)} is not allowed")
         obj = self.value(children[0])
+        try:
+            raw = inspect.getattr_static(obj, name)
+        except AttributeError:
+            raise _NotAllowed(f"{type(obj).__qualname__} has no method {name}") from None
+        func = raw.__func__ if isinstance(raw, (classmethod, staticmethod)) else raw
+        if not isinstance(func, types.FunctionType):
+            raise _NotAllowed(f"{type(obj).__qualname__}.{name} is not a method written in Python; "
+                              "an XML application names only declared methods")
+        home = f"{func.__module__}.{func.__qualname__}"
+        if not self.resolver.allows(home):
+            raise _NotAllowed(self.resolver.why(home))
         found = getattr(obj, name)
-        if isinstance(found, types.MethodType):
-            home = f"{getattr(found.__func__, '__module__', None) or ''}.{found.__func__.__qualname__}"
-            if not self.resolver.allows(home):  # a method is named only if declared, like a function
-                raise _NotAllowed(self.resolver.why(home))
-        elif not (isinstance(found, types.BuiltinMethodType) and found.__self__ is obj):
-            raise _NotAllowed(f"{type(obj).__qualname__}.{name} is not a method")
         return self.register(element, found)

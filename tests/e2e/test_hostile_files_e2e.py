@@ -44,3 +44,17 @@ def test_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
     r = run("twistd", "-n", "-f", "app.tap", cwd=tmp_path, timeout=20)
     assert_one_clean_line(r)
     assert "is a FIFO" in r.stderr
+
+
+def test_the_runcode_timer_from_the_issue_never_runs(tmp_path: Path) -> None:
+    """The exploit of issue 9, item 1, with the real twistd: refused at load, the string never runs."""
+    from tests.core.test_hostile_methods import timer_app
+
+    marker = tmp_path / "PWNED"
+    shell = '<instance module="tapster.plugins._console.shell" class="Shell"><attr name="locals"><dict /></attr></instance>'
+    (tmp_path / "evil.tax").write_text(timer_app(f'<method name="runcode">{shell}</method>',
+                                                 f"<str>open({str(marker)!r}, 'w')</str>"))
+    r = run("twistd", "-n", "-o", "-x", "evil.tax", cwd=tmp_path)
+    assert_one_clean_line(r)
+    assert "Shell is not allowed" in r.stderr
+    assert not marker.exists()

@@ -58,8 +58,17 @@ SCRYPT_R = 8
 SCRYPT_P = 1
 SALT_BYTES = 16
 
-#: Refuse headers whose parameters would need more than this much memory (128·n·r·p bytes).
+#: Refuse headers whose parameters would need more than this much memory (see :func:`scrypt_memory`).
 _MAX_SCRYPT_MEMORY = 512 * 1024 * 1024
+
+
+def scrypt_memory(n: int, r: int, p: int) -> int:
+    """The bytes scrypt really allocates for (n, r, p): its V array (128·r·n), B (128·r·p) and XY (256·r).
+
+    Estimating only 128·n·r·p lets ``n=2 r=2097152`` pass for 512 MiB when it
+    needs 1.3 GB: the header of a file from a stranger must not choose that.
+    """
+    return 128 * r * n + 128 * r * p + 256 * r
 _MAX_HEADER = 512
 
 
@@ -102,8 +111,11 @@ def _passphrase_bytes(passphrase: str | bytes) -> bytes:
 def read_header(data: bytes, filename: str) -> tuple[Header, bytes, bytes]:
     """Parse the header line: (header, the line itself, the token after it)."""
     end = data.find(b"\n", 0, _MAX_HEADER)
-    if not is_encrypted(data) or end < 0:
+    if not is_encrypted(data):
         raise PersistError(f"{filename} is not an encrypted application (no {MAGIC.decode()} header)")
+    if end < 0:
+        raise PersistError(f"{filename} has a damaged encryption header (no line end in its first {_MAX_HEADER} bytes); "
+                           "it was not written by tapster")
     line, token = data[: end + 1], data[end + 1 :].strip()
     words = line.decode("ascii", "replace").split()
     if len(words) < 2 or words[1] != VERSION:
@@ -124,7 +136,11 @@ def read_header(data: bytes, filename: str) -> tuple[Header, bytes, bytes]:
         salt = base64.urlsafe_b64decode(salt_text + "=" * (-len(salt_text) % 4))
     except (KeyError, ValueError) as e:
         raise PersistError(f"{filename} has a damaged encryption header ({e}); it cannot be decrypted") from None
-    if n < 2 or n & (n - 1) or r < 1 or p < 1 or 128 * n * r * p > _MAX_SCRYPT_MEMORY or len(salt) < 8:
+    # OpenSSL also wants n < 2**(16·r) and p·r below 2**30; a header breaking a rule is refused here,
+    # by name, rather than by the library with an error of its own.
+    if (n < 2 or n & (n - 1) or r < 1 or p < 1 or n > 2**40 or r > 2**24 or p > 2**24  # sizes first: cheap
+            or n >= 2 ** (16 * r) or p * r >= 2**30
+            or scrypt_memory(n, r, p) > _MAX_SCRYPT_MEMORY or len(salt) < 8):
         raise PersistError(
             f"{filename} asks for scrypt parameters tapster refuses (n={n} r={r} p={p}, "
             f"salt of {len(salt)} bytes); it was not written by tapster"
@@ -138,8 +154,13 @@ def _fernet(passphrase: str | bytes, header: Header):  # -> cryptography.fernet.
         from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
     except ImportError:  # pragma: no cover - cryptography is a dependency
         raise PersistError("encrypted applications need the cryptography package: pip install cryptography") from None
-    kdf = Scrypt(salt=header.salt, length=32, n=header.n, r=header.r, p=header.p)
-    return Fernet(base64.urlsafe_b64encode(kdf.derive(_passphrase_bytes(passphrase))))
+    try:
+        kdf = Scrypt(salt=header.salt, length=32, n=header.n, r=header.r, p=header.p)
+        key = kdf.derive(_passphrase_bytes(passphrase))
+    except (ValueError, MemoryError) as e:  # the library refused the parameters after all
+        raise PersistError(f"the encryption header asks for scrypt parameters that cannot be used ({e}); "
+                           "the file was not written by tapster") from None
+    return Fernet(base64.urlsafe_b64encode(key))
 
 
 def encrypt(plaintext: bytes, passphrase: str | bytes, inner_format: str) -> bytes:

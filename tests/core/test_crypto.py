@@ -97,7 +97,7 @@ def test_absurd_scrypt_parameters_are_refused_before_any_work() -> None:
         (b"TAPSTER-ENCRYPTED v9 format=pickle\n", "version v9"),
         (b"TAPSTER-ENCRYPTED v1 format=pickle scrypt n=abc r=8 p=1 salt=AAAA\n", "damaged"),
         (b"TAPSTER-ENCRYPTED v1 format=pick$le scrypt n=1024 r=8 p=1 salt=AAAAAAAAAAAA\n", "damaged"),
-        (b"TAPSTER-ENCRYPTED v1 no newline at all", "not an encrypted"),
+        (b"TAPSTER-ENCRYPTED v1 no newline at all", "damaged encryption header"),
     ],
 )
 def test_damaged_headers_are_clear_errors(header: bytes, match: str) -> None:

@@ -17,13 +17,16 @@ back encrypted.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tapster.core._persist.files import MAX_SIZE_VARIABLE, atomic_write, check_name, read_file, read_head
 from tapster.core.errors import PersistError
 
 if TYPE_CHECKING:
     from tapster.core.hookspecs import FormatSpec
+    from tapster.core.service import Application
+
+_T = TypeVar("_T")
 
 __all__ = [
     "save",
@@ -138,7 +141,7 @@ def runs_code(filename: str, kind: str | None = None) -> bool:
         return True
 
 
-def dumps(app: Any, kind: str | None = None, passphrase: str | bytes | None = None) -> bytes:
+def dumps(app: Application, kind: str | None = None, passphrase: str | bytes | None = None) -> bytes:
     """The bytes :func:`save` would write: ``app`` in format ``kind``, encrypted when a passphrase is given."""
     spec = format_for(kind)
     data = spec.dump(app)
@@ -149,7 +152,7 @@ def dumps(app: Any, kind: str | None = None, passphrase: str | bytes | None = No
     return data
 
 
-def save(app: Any, filename: str, kind: str | None = None, passphrase: str | bytes | None = None) -> str:
+def save(app: Application, filename: str, kind: str | None = None, passphrase: str | bytes | None = None) -> str:
     """Serialize ``app`` in format ``kind`` (default: by extension) and write it atomically.
 
     With ``passphrase`` the file is encrypted (whatever its name); without one,
@@ -169,7 +172,7 @@ def save(app: Any, filename: str, kind: str | None = None, passphrase: str | byt
     return filename
 
 
-def _remember(app: Any, style: str, passphrase: str | bytes | None) -> None:
+def _remember(app: Application, style: str, passphrase: str | bytes | None) -> None:
     """Record the format and passphrase on ``app`` so that its next save writes it the same way."""
     try:
         app.persistStyle = style
@@ -181,7 +184,7 @@ def _remember(app: Any, style: str, passphrase: str | bytes | None) -> None:
         pass
 
 
-def saveApplication(app: Any, tag: str | None = None, filename: str | None = None) -> str:
+def saveApplication(app: Application, tag: str | None = None, filename: str | None = None) -> str:
     """Save as ``<name>-<tag>.<ext>`` (or ``<name>.<ext>``) in the app's own format and encryption, in the cwd.
 
     Without ``filename`` the name and the tag must each be a plain file name
@@ -223,7 +226,7 @@ def sniff(head: bytes, filename: str) -> "FormatSpec":
 
 
 def load(filename: str, kind: str | None = None, passphrase: str | bytes | None = None,
-         max_size: int | None = None) -> Any:
+         max_size: int | None = None) -> Application:
     """Load the application saved in ``filename``; ``kind`` forces a format.
 
     Only a regular file is read, at most ``max_size`` bytes (default 64 MiB,
@@ -260,14 +263,50 @@ def load(filename: str, kind: str | None = None, passphrase: str | bytes | None 
     app = spec.load(data, filename)
     from tapster.core.service import IService
 
-    if IService(app, None) is None:
+    if not isinstance(app, IService):  # IService(app, None) is None, spelled for a type checker
         raise PersistError(f"{filename} holds a {type(app).__name__}, not an application; rebuild it with mktap")
+    _check_tree(app, filename)
     name = getattr(app, "name", None)
     problem = None if name is None else check_name(name)  # a nameless root is named when saved
     if problem is not None:
         raise PersistError(f"{filename}: {problem}; refusing to load it (rebuild it with mktap -n NAME)")
     _remember(app, spec.name, passphrase)
     return app
+
+
+_SERVICE_METHODS = ("privilegedStartService", "startService", "stopService", "setServiceParent")
+
+
+def _check_tree(app: object, filename: str) -> None:
+    """Every child in the loaded tree is a service, and each appears once: no cycle, no shared child.
+
+    A file (from a stranger, or damaged) can hold a string where a service
+    belongs, or a collection that contains itself; found here, that is one
+    line naming where, instead of an error halfway through starting.
+    """
+    from tapster.core._persist.limits import brief
+
+    seen = {id(app)}
+    stack: list[tuple[object, str]] = [(app, "the application")]
+    while stack:
+        collection, where = stack.pop()
+        children = getattr(collection, "services", None)
+        if children is None:
+            continue
+        if not isinstance(children, list):
+            raise PersistError(f"{filename}: {where} holds its services in a {type(children).__name__}, not a list")
+        for index, child in enumerate(children):
+            label = getattr(child, "name", None)
+            here = f"{where} / service #{index + 1}" + (f" ({brief(label)})" if isinstance(label, str) else "")
+            missing = [m for m in _SERVICE_METHODS if not callable(getattr(type(child), m, None))]
+            if missing:
+                raise PersistError(f"{filename}: {here} is a {type(child).__name__}, not a service "
+                                   f"(it has no {missing[0]}); rebuild the file with mktap")
+            if id(child) in seen:
+                raise PersistError(f"{filename}: {here} appears twice in the service tree (a cycle, or a service "
+                                   "with two parents); rebuild the file with mktap")
+            seen.add(id(child))
+            stack.append((child, here))
 
 
 def _check_promise(filename: str, named: "FormatSpec | None", kind: str | None, actual: str, how: str) -> None:
@@ -286,8 +325,8 @@ def _check_promise(filename: str, named: "FormatSpec | None", kind: str | None, 
 # -- what generated .tas files call (public: a .tas file imports them) ------------------
 
 
-def instance(cls: type, state: Any = None, *, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-             listitems: list[Any] | None = None, dictitems: list[tuple[Any, Any]] | None = None) -> Any:
+def instance(cls: type[_T], state: object = None, *, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+             listitems: list[object] | None = None, dictitems: list[tuple[object, object]] | None = None) -> _T:
     """A new ``cls`` made without calling ``__init__`` (``cls.__new__(cls, *args, **kwargs)``), with ``state``.
 
     ``state`` is restored as pickle restores it: by the object's
@@ -298,9 +337,10 @@ def instance(cls: type, state: Any = None, *, args: tuple[Any, ...] = (), kwargs
     return setstate(obj, state, listitems=listitems, dictitems=dictitems)
 
 
-def setstate(obj: Any, state: Any = None, *, listitems: list[Any] | None = None,
-             dictitems: list[tuple[Any, Any]] | None = None) -> Any:
+def setstate(obj: _T, state: object = None, *, listitems: list[object] | None = None,
+             dictitems: list[tuple[object, object]] | None = None) -> _T:
     """Append ``listitems``, set ``dictitems``, then restore ``state`` (see :func:`instance`); returns ``obj``."""
     from tapster.core._persist.walker import apply_state
 
-    return apply_state(obj, state, listitems, dictitems)
+    apply_state(obj, state, listitems, dictitems)  # returns obj itself
+    return obj

@@ -286,3 +286,47 @@ def test_kill_during_save_trials_leave_old_or_new_and_no_litter(tmp_path: Path) 
     persist.save(Application("final"), str(target))
     assert _temporaries(tmp_path, "app.tap") == []
     assert persist.load(str(target)).name == "final"
+
+
+# -- trees that are not trees ---------------------------------------------------------------
+
+XML_HEAD = "<?xml version='1.0' encoding='utf-8'?>\n<tapster-application format=\"1\">\n"
+
+
+def _app_xml(services: str) -> str:
+    return (XML_HEAD + '<instance id="app" module="tapster.core.service" class="Application">'
+            f'<attr name="name"><str>a</str></attr><attr name="services"><list>{services}</list></attr>'
+            '<attr name="namedServices"><dict /></attr></instance></tapster-application>\n')
+
+
+@pytest.mark.parametrize("services, why", [
+    ("<str>x</str>", "service #1 is a str, not a service"),
+    ("<int>1</int>", "service #1 is a int, not a service"),
+    ('<instance id="m" module="tapster.core.service" class="MultiService"><attr name="name"><str>m</str></attr>'
+     '<attr name="services"><list><ref id="m" /></list></attr><attr name="namedServices"><dict /></attr></instance>',
+     "appears twice in the service tree"),
+    ('<instance id="s" module="tapster.core.service" class="Service" /><ref id="s" />', "appears twice"),
+    ('<instance module="tapster.core.service" class="MultiService"><attr name="services"><dict /></attr></instance>',
+     "holds its services in a dict"),
+])
+def test_a_tree_that_is_not_a_tree_is_refused_at_load(tmp_path: Path, services: str, why: str) -> None:
+    path = tmp_path / "bad.tax"
+    path.write_text(_app_xml(services))
+    with pytest.raises(PersistError, match=why) as info:
+        persist.load(str(path))
+    assert str(info.value).startswith(str(path)) and "\n" not in str(info.value)
+
+
+def test_a_deep_but_proper_tree_loads(tmp_path: Path) -> None:
+    from tapster.core.service import MultiService
+
+    app = Application("deep")
+    parent: object = app
+    for i in range(100):
+        child = MultiService()
+        child.setName(f"m{i}")
+        child.setServiceParent(parent)  # type: ignore[arg-type]
+        parent = child
+    path = tmp_path / "deep.tap"
+    persist.save(app, str(path))
+    assert persist.load(str(path)).name == "deep"

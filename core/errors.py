@@ -83,7 +83,9 @@ class EndpointError(TapsterError, ValueError):
     """A description string is malformed; the message names it and the fix."""
 
     def __init__(self, description: str, problem: str) -> None:
-        super().__init__(f"bad endpoint {description!r}: {problem}")
+        shown = description if len(description) <= 100 else description[:97] + "..."
+        said = problem if len(problem) <= 200 else problem[:197] + "..."  # it may quote a value from the description
+        super().__init__(f"bad endpoint {shown!r}: {said}")  # repr: escapes what a terminal would act on
         self.description = description
         self.problem = problem
 
@@ -155,7 +157,8 @@ class ConnectError(TapsterError):
         self.string = string
 
     def __str__(self) -> str:
-        text = type(self).__doc__.strip().splitlines()[0].rstrip(".") if type(self).__doc__ else "connect error"
+        doc = type(self).__doc__
+        text = doc.strip().splitlines()[0].rstrip(".") if doc else "connect error"
         extra = ": ".join(str(x) for x in (self.osError, self.string) if x)
         return f"{text}: {extra}" if extra else text
 

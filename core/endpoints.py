@@ -183,7 +183,9 @@ def _port(description: str, value: str | None, example: str) -> int:
     if value is None or value == "":
         raise EndpointError(description, f"missing port (e.g. {example})")
     if not (value.isascii() and value.isdigit()):
-        raise EndpointError(description, f"port {value!r} is not an integer (use a number from 0 to 65535, e.g. {example})")
+        raise EndpointError(description, f"port {value[:20]!r} is not an integer (use a number from 0 to 65535, e.g. {example})")
+    if len(value.lstrip("0")) > 5:  # before int(): thousands of digits are slow, or refused by int() itself
+        raise EndpointError(description, "the port is out of range (use a number from 0 to 65535)")
     port = int(value)
     if not 0 <= port <= 65535:
         raise EndpointError(description, f"port {port} is out of range (use a number from 0 to 65535)")
@@ -193,7 +195,7 @@ def _port(description: str, value: str | None, example: str) -> int:
 def _backlog(description: str, value: str | None) -> int:
     if value is None:
         return _DEFAULT_BACKLOG
-    backlog = int(value) if value.isascii() and value.isdigit() else -1
+    backlog = int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else -1
     if backlog < 0:
         raise EndpointError(description, f"backlog {value!r} is not a whole number >= 0 (e.g. backlog=50)")
     return backlog
@@ -203,7 +205,8 @@ def _mode(description: str, value: str | None) -> int:
     if value is None:
         return _DEFAULT_MODE
     digits = value[2:] if value[:2].lower() == "0o" else value
-    mode = int(digits, 8) if digits.isascii() and digits.isdigit() and "8" not in digits and "9" not in digits else -1
+    mode = (int(digits, 8) if digits.isascii() and digits.isdigit() and len(digits) <= 6
+            and "8" not in digits and "9" not in digits else -1)
     if not 0 <= mode <= 0o7777:
         raise EndpointError(description, f"mode {value!r} is not an octal file mode (e.g. mode=660 or mode=0o660)")
     return mode
@@ -224,8 +227,8 @@ def _timeout(description: str, value: str | None) -> float:
         timeout = float(value)
     except ValueError:
         timeout = -1.0
-    if not timeout > 0:
-        raise EndpointError(description, f"timeout {value!r} is not a number of seconds > 0 (e.g. timeout=30)")
+    if not (timeout > 0 and timeout != float("inf")):
+        raise EndpointError(description, f"timeout {value[:20]!r} is not a number of seconds > 0 (e.g. timeout=30)")
     return timeout
 
 
@@ -350,7 +353,10 @@ def _text(description: str | bytes | int) -> str:
     if isinstance(description, int):
         return str(description)
     if isinstance(description, bytes):
-        return description.decode("utf-8")
+        try:
+            return description.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EndpointError(description.decode("utf-8", "replace"), "it is not valid UTF-8 text") from None
     if not isinstance(description, str):
         raise TypeError(f"an endpoint description is a string such as 'tcp:8007', not {type(description).__name__}")
     return description
@@ -368,11 +374,27 @@ def parse(description: str | bytes | int, default: str | None = "tcp") -> Parsed
     text = _text(description).strip()
     if not text:
         raise EndpointError(text, "the description is empty (e.g. tcp:8007)")
+    _check_characters(text)
     fields = _fields(text)
     kind, rest = _split_kind(text, fields, default, KINDS, _EXAMPLES)
     if kind not in _SERVER_PARSERS:
         raise EndpointError(text, f"unknown type {kind!r} (use one of {', '.join(KINDS)})")
     return _SERVER_PARSERS[kind](text, kind, rest)
+
+
+def _check_characters(text: str) -> None:
+    """Refuse what no address or path holds, before any field is read: NUL, other control bytes, bad UTF-8.
+
+    A command line that is not valid UTF-8 arrives with surrogate escapes;
+    a NUL would be cut off (or refused) by the operating system later, far
+    from the option that carried it.
+    """
+    if "\x00" in text:
+        raise EndpointError(text, "it holds a NUL byte, which no address or path can contain")
+    if any("\udc80" <= c <= "\udcff" for c in text):
+        raise EndpointError(text, "it is not valid UTF-8 text")
+    if not text.isprintable():
+        raise EndpointError(text, "it holds control characters")
 
 
 def _parsed(description: Any) -> Parsed:
@@ -726,4 +748,4 @@ def listeningSocket(description: str) -> "socket.socket":
         return bind_unix(socket.SOCK_STREAM, args[0], kw["backlog"], kw["mode"])
     if kind in ("tcp", "tcp6"):
         return bind_inet(socket.SOCK_STREAM, kw["interface"], args[0], kw["backlog"])
-    raise EndpointError(description, f"a {kind} endpoint cannot be bound as a plain listening socket: use tcp, tcp6 or unix")
+    raise EndpointError(description, f"{kind}: endpoints cannot be bound as a plain listening socket: use tcp, tcp6 or unix")

@@ -663,6 +663,9 @@ def _pid_lock(address: str) -> str:
             raise CannotListenError(address, None, OSError(errno.EADDRINUSE, f"locked by live pid {pid}")) from None
         else:
             raise CannotListenError(address, None, OSError(errno.EADDRINUSE, f"locked by live pid {pid}"))
-    with open(lock, "w") as f:
-        f.write(str(os.getpid()))
+    try:
+        with open(lock, "w") as f:
+            f.write(str(os.getpid()))
+    except OSError as e:  # no such directory, no permission: the same error binding would give
+        raise CannotListenError(address, None, e) from None
     return lock

@@ -22,6 +22,8 @@ import os
 import time
 from typing import BinaryIO, Callable
 
+from tapster.core.errors import TapsterError
+
 __all__ = ["LogFile"]
 
 
@@ -45,8 +47,15 @@ class LogFile(logging.Handler):
 
     # -- files ----------------------------------------------------------------
 
+    def _open_stream(self) -> BinaryIO:
+        """The log file, opened for appending, refused if it is a symlink or planted (see safefiles)."""
+        from tapster.twistd.safefiles import open_owned
+
+        fd = open_owned(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640, "log file")
+        return os.fdopen(fd, "ab", buffering=0)
+
     def _open(self) -> None:
-        stream = open(self.path, "ab", buffering=0)
+        stream = self._open_stream()
         self._stream = stream
         self._size = stream.seek(0, os.SEEK_END)
 
@@ -72,9 +81,12 @@ class LogFile(logging.Handler):
         with self.lock:  # type: ignore[union-attr]
             old = self._stream
             try:
-                stream = open(self.path, "ab", buffering=0)
+                stream = self._open_stream()
             except OSError as e:
                 self._note(f"could not reopen {self.path}: {e.strerror}; still writing to the old file")
+                return
+            except TapsterError as e:
+                self._note(f"could not reopen {self.path}: {e}; still writing to the old file")
                 return
             self._stream = stream
             self._size = stream.seek(0, os.SEEK_END)

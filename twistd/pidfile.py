@@ -47,8 +47,10 @@ class PidFile:
         self.release()
 
     def acquire(self) -> None:
+        from tapster.twistd.safefiles import open_owned
+
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = open_owned(self.path, os.O_RDWR | os.O_CREAT, 0o644, "pidfile")
         except OSError as e:
             raise TapsterError(f"cannot open pidfile {self.path}: {e.strerror} (use --pidfile to choose another path)") from e
         try:

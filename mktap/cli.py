@@ -106,12 +106,28 @@ def _stem(filename: str) -> str:
 
 
 def _make(opts: Any, plugin: str, rest: list[str], reporter: Any) -> int:
+    from tapster.core.plugin import make_service
+
+    service, recipe = make_service(plugin, rest, PROG, reporter)
+    try:
+        return _save(opts, plugin, service, recipe, reporter)
+    except (TapsterError, KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # the plugin built its service; what failed is loading or writing the file
+        target = opts["append"] or opts["output"] or "the application file"
+        raise _SaveError(f"could not finish {target}: {type(e).__name__}: {e}; nothing was written") from e
+
+
+class _SaveError(TapsterError):
+    """The service was built, but the file could not be loaded, extended or written (not the plugin's fault)."""
+
+
+def _save(opts: Any, plugin: str, service: Any, recipe: dict[str, Any], reporter: Any) -> int:
     from tapster.core import persist
-    from tapster.core.plugin import attach, make_service
+    from tapster.core.plugin import attach
     from tapster.core.service import Application
     from tapster.core.terminal import obtain_passphrase
 
-    service, recipe = make_service(plugin, rest, PROG, reporter)
     target = opts["append"]
     appending = target is not None and os.path.exists(target)
     if appending:
@@ -155,7 +171,7 @@ def _make(opts: Any, plugin: str, rest: list[str], reporter: Any) -> int:
     reporter.stop()
     how = spec.name + (", encrypted" if passphrase is not None else "")
     if appending:
-        names = ", ".join(s.name for s in app)
+        names = ", ".join(str(s.name) for s in app)
         print(f"{PROG}: added {service.name} to {output} ({how}; services: {names})", file=sys.stderr)
     else:
         print(f"{PROG}: wrote {output} ({how}); run it with: twistd -n -f {output}", file=sys.stderr)

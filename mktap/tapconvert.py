@@ -156,6 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(file=sys.stderr)
         _say("interrupted; nothing was written")
         return ExitStatus.INTERRUPTED
+    except Exception as e:  # a bug, or a class in the file misbehaving: still one line, nothing half written
+        if opts["debug"]:
+            traceback.print_exc()
+        hint = "" if opts["debug"] else " (run tapconvert --debug for the traceback)"
+        _say(f"could not convert {opts['in']}: {type(e).__name__}: {e}; nothing was written{hint}")
+        return ExitStatus.ERROR
     return ExitStatus.OK
 
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 import sys
 
 from tapster.core import usage
+
+TYPE_CHECKING = False  # typing itself stays unimported on the --help path (see tapster.core.usage)
+if TYPE_CHECKING:
+    from typing import NoReturn
 from tapster.core.terminal import ExitStatus, exit_status_help
 
 __all__ = ["ServerOptions", "ExitStatus", "EXIT_MEANINGS", "EXIT_STATUSES", "parse_size", "parse_umask"]
@@ -37,9 +41,11 @@ def parse_size(value: str) -> int:
     unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
     number = text[: len(text) - len(unit)] if unit else text
     try:
-        size = int(float(number) * _SIZE_UNITS[unit])
-    except ValueError:
+        size = int(float(number) * _SIZE_UNITS[unit])  # inf and nan fail here, as OverflowError/ValueError
+    except (ValueError, OverflowError):
         raise ValueError("must be a size such as 500K, 10M or 1G") from None
+    if size > 2**50:
+        raise ValueError("must be at most 1048576G")
     if size < 1024:
         raise ValueError("must be at least 1K")
     return size
@@ -174,7 +180,7 @@ class ServerOptions(usage.Options):
         self.plugin: str | None = None
         self.plugin_argv: list[str] = []
 
-    def opt_help(self) -> None:
+    def opt_help(self) -> NoReturn:
         """Display this help, with the list of installed plugins, and exit."""
         from tapster.core.terminal import print_table
         from tapster.core.plugin import plugin_rows

@@ -124,3 +124,38 @@ def test_duplicate_claim_is_flagged() -> None:
     entry = PluginEntry("qotd", "tapster.plugins.qotd", "tapster", "1", others=("otherdist",))
     (name, text), = plugin_rows({"qotd": entry})
     assert "otherdist" in text and "WARNING" in text
+
+
+def test_a_failure_after_the_build_does_not_blame_the_plugin(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plugin built its service; a file that cannot be finished is the file's problem, and one line."""
+    from tapster.core import persist
+
+    monkeypatch.chdir(tmp_path)
+
+    def broken_save(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(persist, "save", broken_save)
+    assert main(["qotd", "--port", "tcp:0:interface=127.0.0.1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not finish" in err and "disk on fire" in err
+    assert "could not build" not in err and "qotd:" not in err.split("could not finish")[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tapconvert_has_the_same_boundary(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tapster.core import persist
+    from tapster.mktap.tapconvert import main as tapconvert
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["qotd", "--port", "tcp:0:interface=127.0.0.1"]) == 0
+    capsys.readouterr()
+
+    def broken_dumps(*args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("renderer bug")
+
+    monkeypatch.setattr(persist, "dumps", broken_dumps)
+    assert tapconvert(["-i", "qotd.tap", "-o", "qotd.tax"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not convert qotd.tap: RuntimeError: renderer bug" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qotd.tap"]

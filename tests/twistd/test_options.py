@@ -116,3 +116,11 @@ def test_help_reactors_lists_the_hooks_reactors(capsys) -> None:
         parse("--help-reactors")
     out = capsys.readouterr().out
     assert "asyncio" in out and "[default]" in out
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e300", "9" * 400])
+def test_sizes_that_are_not_sizes(value: str) -> None:
+    from tapster.twistd.options import parse_size
+
+    with pytest.raises(ValueError, match="must be"):
+        parse_size(value)

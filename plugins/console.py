@@ -15,7 +15,12 @@ in the SSH or telnet machinery it does not need. This module is not a plugin
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what __getattr__ finds, for a type checker
+    from tapster.plugins._console.console import Console
+    from tapster.plugins._console.service import ManholeService, TelnetService
+    from tapster.plugins._console.telnet import TelnetShellFactory
 
 __all__ = ["Console", "TelnetService", "ManholeService", "TelnetShellFactory"]
 
@@ -28,7 +33,7 @@ _HOMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

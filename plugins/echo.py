@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tapster.core import usage
 from tapster.core.protocol import Factory, Protocol
 from tapster.plugins._common import endpoint
+
+if TYPE_CHECKING:
+    from tapster.core.service import Service
 
 __all__ = ["Options", "makeService", "description", "safeNames", "Echo", "EchoFactory"]
 
@@ -20,7 +23,9 @@ class Echo(Protocol):
     """Write every received chunk straight back (flow control is the transport's)."""
 
     def dataReceived(self, data: bytes) -> None:
-        self.transport.write(data)
+        transport = self.transport
+        assert transport is not None  # data arrives only once connected
+        transport.write(data)
 
 
 class EchoFactory(Factory):
@@ -35,7 +40,7 @@ class Options(usage.Options):
     ]
 
 
-def makeService(config: Any) -> Any:
+def makeService(config: usage.Options) -> Service:
     from tapster.core import endpoints
 
     return endpoints.service(config["port"], EchoFactory())

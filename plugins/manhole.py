@@ -8,10 +8,13 @@ stays fast and works without it.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tapster.core import usage
 from tapster.plugins._console.options import ConsoleOptions
+
+if TYPE_CHECKING:
+    from tapster.plugins._console.service import ManholeService
 
 __all__ = ["Options", "makeService", "description", "safeNames"]
 
@@ -59,7 +62,7 @@ class Options(ConsoleOptions):
             raise usage.UsageError(f"--port: {e}") from None
 
 
-def makeService(config: Any) -> Any:
+def makeService(config: Options) -> ManholeService:
     """An SSH console; raises a clear error when asyncssh is not installed."""
     from tapster.core.errors import PluginError
     from tapster.plugins._console.console import Console

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tapster.core import usage
 from tapster.core.protocol import Protocol, ServerFactory
 from tapster.plugins._common import endpoint
 from tapster.plugins.quoters import DEFAULT_QUOTE, FortuneQuoter, StaticQuoter
+
+if TYPE_CHECKING:
+    from typing import Protocol as _TypingProtocol
+
+    from tapster.core.service import Service
+
+    class _Quoter(_TypingProtocol):
+        """What QOTDFactory needs of a quoter (``load()``, if it has one, runs at start)."""
+
+        def getQuote(self) -> str: ...
 
 __all__ = ["Options", "makeService", "description", "safeNames", "QOTD", "QOTDFactory"]
 
@@ -26,10 +36,14 @@ safeNames = (
 class QOTD(Protocol):
     """Send one quote, CRLF-terminated (multi-line quotes use CRLF throughout), and close."""
 
+    factory: QOTDFactory | None
+
     def connectionMade(self) -> None:
-        quote = self.factory.quoter.getQuote()
-        self.transport.write(quote.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8") + b"\r\n")
-        self.transport.loseConnection()
+        factory, transport = self.factory, self.transport
+        assert factory is not None and transport is not None  # set by buildProtocol and makeConnection
+        quote = factory.quoter.getQuote()
+        transport.write(quote.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8") + b"\r\n")
+        transport.loseConnection()
 
 
 class QOTDFactory(ServerFactory):
@@ -37,7 +51,7 @@ class QOTDFactory(ServerFactory):
 
     protocol = QOTD
 
-    def __init__(self, quoter: Any) -> None:
+    def __init__(self, quoter: _Quoter) -> None:
         self.quoter = quoter
 
     def startFactory(self) -> None:
@@ -78,7 +92,7 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--fortune {name}: {reason}")
 
 
-def makeService(config: Any) -> Any:
+def makeService(config: usage.Options) -> Service:
     """A listening service on ``--port`` serving quotes from the configured quoter."""
     from tapster.core import endpoints
 

@@ -7,9 +7,12 @@ service tree. The pieces live in :mod:`tapster.plugins._console`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tapster.plugins._console.options import ConsoleOptions
+
+if TYPE_CHECKING:
+    from tapster.plugins._console.service import TelnetService
 
 __all__ = ["Options", "makeService", "description", "safeNames"]
 
@@ -41,7 +44,7 @@ class Options(ConsoleOptions):
     optParameters = ConsoleOptions.consoleParameters("4040")
 
 
-def makeService(config: Any) -> Any:
+def makeService(config: Options) -> TelnetService:
     """A telnet console on ``--port`` (bound to ``--interface``) with the configured credentials."""
     from tapster.plugins._console.console import Console
     from tapster.plugins._console.service import TelnetService

@@ -23,6 +23,7 @@ import time
 from typing import BinaryIO, Callable
 
 from tapster.core.errors import TapsterError
+from tapster.twistd.safefiles import open_owned  # at import: a --chroot hides the library later
 
 __all__ = ["LogFile"]
 
@@ -49,8 +50,6 @@ class LogFile(logging.Handler):
 
     def _open_stream(self) -> BinaryIO:
         """The log file, opened for appending, refused if it is a symlink or planted (see safefiles)."""
-        from tapster.twistd.safefiles import open_owned
-
         fd = open_owned(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640, "log file")
         return os.fdopen(fd, "ab", buffering=0)
 

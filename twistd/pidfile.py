@@ -14,6 +14,7 @@ import os
 from types import TracebackType
 
 from tapster.core.errors import TapsterError
+from tapster.twistd.safefiles import open_owned  # at import: a --chroot hides the library later
 
 __all__ = ["PidFile", "NullPidFile", "AlreadyRunning", "read_pid"]
 
@@ -47,8 +48,6 @@ class PidFile:
         self.release()
 
     def acquire(self) -> None:
-        from tapster.twistd.safefiles import open_owned
-
         try:
             fd = open_owned(self.path, os.O_RDWR | os.O_CREAT, 0o644, "pidfile")
         except OSError as e:

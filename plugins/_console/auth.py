@@ -9,7 +9,8 @@ it saves unchanged in every application format and can be given back to
 :class:`Throttle` remembers failed logins per peer address (in memory only):
 the first few are free, then each further attempt from that address waits
 longer (1 s, 2 s, 4 s... up to a minute), until the address has been quiet
-for a while or logs in.
+for a while or logs in. Attempts still waiting or being checked count too
+(:class:`Attempt`), so parallel connections get no more guesses than one.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import base64
 import hashlib
 import hmac
 import os
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 __all__ = [
     "hash_password",
@@ -27,6 +28,7 @@ __all__ = [
     "check_hash",
     "Credentials",
     "Throttle",
+    "Attempt",
     "HashError",
 ]
 
@@ -119,6 +121,62 @@ class Credentials:
         return password_ok and name_ok
 
 
+class Attempt:
+    """One login attempt from an address, counted from the moment it is made until its verdict.
+
+    :meth:`Throttle.reserve` hands it out with :attr:`delay`, the seconds it
+    must wait before its password is checked. It ends exactly once: with
+    :meth:`failed` or :meth:`succeeded` once the password has been checked,
+    or with :meth:`abandoned` if it never was (the client left while
+    waiting). Until then it is "in flight" and counts against its address
+    as a failure would, so that guesses waiting to be checked cannot all
+    be let through before the first verdict is in.
+    """
+
+    __slots__ = ("throttle", "address", "start", "delay", "done")
+
+    def __init__(self, throttle: Throttle, address: str, start: float, delay: float) -> None:
+        self.throttle = throttle
+        self.address = address
+        self.start = start  # when it may be checked, in the throttle's clock
+        self.delay = delay
+        self.done = False
+
+    def failed(self) -> int:
+        """The password was checked and was wrong: a failure; returns the address's count."""
+        if self._end():
+            return self.throttle.failed(self.address)
+        return self.throttle.failures(self.address)
+
+    def succeeded(self) -> None:
+        """The password was right: the address is forgotten (other attempts in flight stay counted)."""
+        if self._end():
+            self.throttle.succeeded(self.address)
+
+    def abandoned(self) -> None:
+        """Never checked: its place is given back (the attempts after it keep theirs)."""
+        self._end()
+
+    def _end(self) -> bool:
+        if self.done:
+            return False
+        self.done = True
+        record = self.throttle._records.get(self.address)
+        if record is not None and self in record.waiting:
+            record.waiting.remove(self)
+        return True
+
+    def __repr__(self) -> str:
+        return f"<Attempt from {self.address} delay={self.delay:g}{' done' if self.done else ''}>"
+
+
+@dataclass
+class _Record:
+    failures: int = 0
+    last: float = 0.0  # time of the last failure
+    waiting: list[Attempt] = field(default_factory=list)  # in flight: reserved, no verdict yet
+
+
 class Throttle:
     """Failed logins per address and the delay the next attempt from there must wait.
 
@@ -127,6 +185,24 @@ class Throttle:
     after ``forget`` seconds without a failure, or when it logs in. At most
     ``capacity`` addresses are remembered (the stalest is dropped first), so
     a flood of addresses cannot grow memory without bound.
+
+    That schedule is a promise about guesses made *one after another*; it
+    must hold as well for guesses made at once over parallel connections,
+    whose checks (a slow hash in a worker thread) are still running when the
+    next one arrives. So every attempt is counted from the moment it is made
+    (:meth:`reserve`), not only once it has failed: the n-th attempt in
+    flight is counted as if the n-1 before it had failed already, and it
+    waits its delay *after the one before it was let through*, as it would
+    have waited after that one's verdict had it come second. Five
+    connections guessing at once are checked at 0, 0, 0, 1 and 3 s, as one
+    connection guessing five times would be; ten at once get no more than
+    that either. An attempt abandoned before its check gives back its place
+    (the failure it was counted as), but the attempts behind it keep theirs:
+    leaving early moves no one forward and pushes no one back.
+
+    The price of counting per address: everyone behind one address (every
+    local user of a console on 127.0.0.1) shares its schedule, and an
+    attempt made behind a queue of others waits for them.
     """
 
     def __init__(
@@ -144,30 +220,78 @@ class Throttle:
         self.maximum = maximum
         self.forget = forget
         self.capacity = capacity
-        self._failures: dict[str, tuple[int, float]] = {}
+        self._records: dict[str, _Record] = {}
 
-    def failures(self, address: str) -> int:
-        count, last = self._failures.get(address, (0, 0.0))
-        if count and self.clock() - last > self.forget:
-            del self._failures[address]
-            return 0
-        return count
-
-    def delay(self, address: str) -> float:
-        """Seconds the next attempt from ``address`` waits before it is checked."""
-        extra = self.failures(address) - self.free
+    def _wait(self, ahead: int) -> float:
+        """The wait of an attempt with ``ahead`` failures (recorded or presumed) before it."""
+        extra = ahead - self.free
         if extra < 0:
             return 0.0
-        return min(self.base * 2**extra, self.maximum)
+        return min(self.base * 2.0 ** min(extra, 64), self.maximum)
+
+    def _record(self, address: str) -> _Record | None:
+        """The address's record, dropped first if it has gone stale."""
+        record = self._records.get(address)
+        if record is not None and not record.waiting and (
+            not record.failures or self.clock() - record.last > self.forget
+        ):
+            del self._records[address]
+            return None
+        return record
+
+    def _fresh(self, address: str) -> _Record:
+        """The address's record, made (or moved to the fresh end) for a change."""
+        record = self._record(address) or _Record()
+        self._records.pop(address, None)
+        self._records[address] = record  # re-inserted: dicts keep the freshest last
+        if len(self._records) > self.capacity:
+            # The stalest first, but never one with attempts in flight while another will do.
+            idle = next((a for a, r in self._records.items() if not r.waiting and a != address), None)
+            del self._records[idle if idle is not None else next(iter(self._records))]
+        return record
+
+    def failures(self, address: str) -> int:
+        """Failures recorded for ``address`` (attempts in flight not included)."""
+        record = self._record(address)
+        return record.failures if record is not None else 0
+
+    def inFlight(self, address: str) -> int:
+        """Attempts from ``address`` reserved and not yet ended."""
+        record = self._record(address)
+        return len(record.waiting) if record is not None else 0
+
+    def delay(self, address: str) -> float:
+        """Seconds the next attempt from ``address`` would wait if it were made now."""
+        record = self._record(address)
+        if record is None:
+            return 0.0
+        now = self.clock()
+        after = max([now] + [a.start for a in record.waiting])
+        return after + self._wait(record.failures + len(record.waiting)) - now
+
+    def reserve(self, address: str) -> Attempt:
+        """Count a new attempt from ``address`` in flight; its ``delay`` is how long it must wait."""
+        record = self._fresh(address)
+        now = self.clock()
+        after = max([now] + [a.start for a in record.waiting])
+        start = after + self._wait(record.failures + len(record.waiting))
+        attempt = Attempt(self, address, start, start - now)
+        record.waiting.append(attempt)
+        return attempt
 
     def failed(self, address: str) -> int:
         """Record a failure; returns the address's count."""
-        count = self.failures(address) + 1
-        self._failures.pop(address, None)
-        self._failures[address] = (count, self.clock())  # re-inserted: dicts keep the freshest last
-        while len(self._failures) > self.capacity:
-            del self._failures[next(iter(self._failures))]
-        return count
+        record = self._fresh(address)
+        record.failures += 1
+        record.last = self.clock()
+        return record.failures
 
     def succeeded(self, address: str) -> None:
-        self._failures.pop(address, None)
+        """Forget the address's failures (attempts still in flight from it stay counted)."""
+        record = self._records.get(address)
+        if record is None:
+            return
+        if record.waiting:
+            record.failures = 0
+        else:
+            del self._records[address]

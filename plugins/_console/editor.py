@@ -20,7 +20,6 @@ echo (``\\n`` for a new line) and acts on the events in order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 __all__ = ["LineEditor", "Line", "Interrupt", "EndOfFile", "EditorEvent"]
 
@@ -45,7 +44,7 @@ class EndOfFile:
     """^D on an empty line: the user is done."""
 
 
-EditorEvent = Union[Line, Interrupt, EndOfFile]
+EditorEvent = Line | Interrupt | EndOfFile
 
 # Escape-sequence states.
 _TEXT, _ESC, _CSI = range(3)

@@ -20,8 +20,8 @@ doubled).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Union
 
 __all__ = [
     "IAC", "DONT", "DO", "WONT", "WILL", "SB", "SE", "GA", "EL", "EC", "AYT", "AO", "IP", "BRK", "DM", "NOP",
@@ -70,7 +70,7 @@ class Subnegotiation:
     payload: bytes
 
 
-Event = Union[Data, Command, Negotiation, Subnegotiation]
+Event = Data | Command | Negotiation | Subnegotiation
 
 _SPECIAL = re.compile(rb"[\xff\r\n\x00]")
 

@@ -72,7 +72,7 @@ def scrub_recipe(recipe: Any, passwordHash: str | None) -> Any:
     if not isinstance(recipe, dict) or not isinstance(recipe.get("options"), dict):
         return recipe
     options = {k: v for k, v in recipe["options"].items() if k not in SECRET_OPTIONS}
-    if passwordHash and any(k in recipe["options"] for k in SECRET_OPTIONS + ("password-hash",)):
+    if passwordHash and any(k in recipe["options"] for k in (*SECRET_OPTIONS, "password-hash")):
         options["password-hash"] = passwordHash
     return {**recipe, "options": options}
 
@@ -102,13 +102,15 @@ class ConsoleOptions(usage.Options):
             ["password-hash", None, None,
              "A hash saved by an earlier build (recipes keep this instead of the password).", _hash],
             ["idle-timeout", None, "15m", "Close a session after this long without input.", duration],
-            ["max-sessions", None, "5", "How many sessions may be open at once.", session_limit],
+            ["max-sessions", None, "5", "How many sessions may be logged in at once (connections still logging in "
+                                        "have their own limit).", session_limit],
         ]
 
     def postOptions(self) -> None:
         given = [name for name in ("password", "password-file", "password-hash") if self[name] is not None]
         if len(given) > 1:
-            raise usage.UsageError(f"give one of --password, --password-file, --password-hash, not {' and '.join('--' + g for g in given)}")
+            named = " and ".join("--" + g for g in given)
+            raise usage.UsageError(f"give one of --password, --password-file, --password-hash, not {named}")
         if self["password"] is not None or self["password-file"] is not None:
             from tapster.plugins._console.auth import hash_password
 

@@ -40,7 +40,7 @@ def rootOf(service: Any) -> Any:
 def _publish(application: Any) -> None:
     import __main__
 
-    __main__.application = application  # type: ignore[attr-defined]
+    __main__.application = application
 
 
 class _ConsoleService(MultiService):

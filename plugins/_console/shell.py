@@ -29,7 +29,8 @@ import code
 import io
 import sys
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Shell", "namespace", "banner", "one_line", "PS1", "PS2"]
 
@@ -173,7 +174,7 @@ class Shell(code.InteractiveInterpreter):
             exec(code, self.locals)
         except SystemExit:
             self.finished = True
-        except BaseException:  # noqa: BLE001 - the user's error belongs to the user, never the reactor
+        except BaseException:  # the user's error belongs to the user, never the reactor
             self.showtraceback()
         finally:
             sys.stdout, sys.stderr, sys.displayhook = saved

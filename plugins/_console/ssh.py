@@ -10,14 +10,18 @@ and the channel's exit status is 1 if anything raised.
 Authentication: the ``authorized_keys`` file (read again at every login, so
 adding a key needs no restart) for the configured user name only, and/or the
 password (checked against the stored hash, slowed down per address after
-failures like the telnet console's). Three failed passwords end the
-connection. Every login, refusal and statement is logged with the peer's
-address.
+failures like the telnet console's, attempts in flight included). Three
+failed passwords end the connection. The login deadline is the console's
+(:class:`.console.LoginDeadline`: absolute, but not counting the server's
+own waits), and connections that have not logged in are limited apart from
+the logged-in sessions (:meth:`.console.Console.admit`). Every login,
+refusal and statement is logged with the peer's address.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -26,6 +30,7 @@ from typing import Any
 import asyncssh
 
 from tapster.core.errors import TapsterError
+from tapster.plugins._console.console import LoginDeadline
 from tapster.plugins._console.shell import Shell, banner, one_line
 
 __all__ = ["load_or_create_host_key", "serve", "Listener"]
@@ -78,6 +83,8 @@ class _Connection(asyncssh.SSHServer):
         self.admitted = False
         self.closed = False
         self._timer: Any = None
+        self._deadline: LoginDeadline | None = None
+        self._hashing: Any = None  # the password hash running in a worker thread, if any
 
     # -- connection ---------------------------------------------------------------
 
@@ -86,17 +93,22 @@ class _Connection(asyncssh.SSHServer):
         self.host, self.peer = _peer(conn)
         if not self.console.admit(self):
             self.console.log(_WARNING, self.peer, "refused: %d sessions already open (--max-sessions)",
-                             len(self.console.sessions))
+                             len(self.console.runtime.logged_in))
             asyncio.get_running_loop().call_soon(
                 conn.disconnect, asyncssh.DISC_TOO_MANY_CONNECTIONS,
                 f"too many console sessions ({self.console.maxSessions}); try again later")
             return
         self.admitted = True
+        # Our own login timer, not asyncssh's: it must stop while the server makes the client
+        # wait (see LoginDeadline), and asyncssh's counts that wait.
+        self._deadline = LoginDeadline(self.console.getClock(), self.console.loginTimeout, self._login_timed_out)
         self.console.log(_INFO, self.peer, "ssh connection from %s", self.peer)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._disarm()
+        if self._deadline is not None:
+            self._deadline.stop()
         if not self.admitted:
             return
         self.console.release(self)
@@ -109,7 +121,14 @@ class _Connection(asyncssh.SSHServer):
     def close(self, reason: str) -> None:
         if not self.closed and self.conn is not None:
             self.closed = True
+            if self._deadline is not None:
+                self._deadline.stop()
             self.conn.disconnect(asyncssh.DISC_BY_APPLICATION, reason)
+
+    def _login_timed_out(self) -> None:
+        self.console.log(_INFO, self.peer, "closing an unfinished ssh login: %gs to log in have passed",
+                         self.console.loginTimeout)
+        self.close("login timed out")
 
     # -- authentication -------------------------------------------------------------
 
@@ -130,27 +149,100 @@ class _Connection(asyncssh.SSHServer):
         return self.console.passwordHash is not None
 
     async def validate_password(self, username: str, password: str) -> bool:
-        throttle = self.console.throttle
-        delay = throttle.delay(self.host)
-        if delay:
-            self.console.log(_WARNING, self.peer, "login attempt from an address with %d recent failures: waiting %gs",
-                             throttle.failures(self.host), delay)
-            await asyncio.sleep(delay)
-        # The slow hash runs in a worker thread so that the server keeps serving meanwhile.
-        check = self.console.credentials.check
-        if await asyncio.get_running_loop().run_in_executor(None, check, username, password):
-            throttle.succeeded(self.host)
-            self.method = "password"
-            return True
+        """Check a password: wait for this attempt's turn, then hash it in a worker thread.
+
+        The attempt is counted from the start (:meth:`.auth.Throttle.reserve`), so parallel
+        connections get no more guesses than one; the login deadline is paused meanwhile
+        (:class:`.console.LoginDeadline`). asyncssh cancels this coroutine when the client
+        sends its next request, but a hash already running in its thread cannot be stopped:
+        a connection therefore runs one hash at a time (a pipelined request waits for the one
+        before), and that hash's verdict is recorded whether or not anyone still waits for it,
+        so pipelining buys neither free guesses nor a pile of hashes (50 ms and 16 MiB each).
+        """
+        deadline = self._deadline
+        if deadline is not None:
+            deadline.pause()
+        try:
+            while self._hashing is not None and not self._hashing.done():
+                await asyncio.wait([self._hashing])
+            if self.closed:
+                return False
+            throttle = self.console.throttle
+            in_flight = throttle.inFlight(self.host)
+            attempt = throttle.reserve(self.host)
+            try:
+                if attempt.delay:
+                    self.console.log(_WARNING, self.peer, "login attempt from an address with %d recent failures "
+                                     "and %d other attempts in flight: waiting %gs",
+                                     throttle.failures(self.host), in_flight, attempt.delay)
+                    await self._sleep(attempt.delay)
+            except BaseException:
+                attempt.abandoned()  # never checked: its place in the throttle is given back
+                raise
+            if self.closed:
+                attempt.abandoned()
+                return False
+            check = self.console.credentials.check
+
+            def verify() -> bool | Exception:
+                try:
+                    return check(username, password)
+                except Exception as e:  # a malformed stored hash: logged, and a failure
+                    return e
+
+            future = asyncio.get_running_loop().run_in_executor(None, verify)
+            self._hashing = future
+            future.add_done_callback(functools.partial(self._verdict, attempt, username))
+            result = await asyncio.shield(future)
+            if result is True:
+                self.method = "password"
+                return True
+            return False
+        finally:
+            if deadline is not None:
+                deadline.resume()
+
+    async def _sleep(self, delay: float) -> None:
+        """Wait ``delay`` seconds on the console's clock (a test's Clock, or the reactor)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def wake() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        call = self.console.getClock().callLater(delay, wake)
+        try:
+            await waiter
+        finally:
+            if call.active():
+                call.cancel()
+
+    def _verdict(self, attempt: Any, username: str, future: Any) -> None:
+        """A hash is done (whether or not its request was cancelled meanwhile): record it."""
+        if self._hashing is future:
+            self._hashing = None
+        result = None if future.cancelled() else future.result()
+        if isinstance(result, Exception):
+            self.console.log(_WARNING, self.peer, "password check failed: %s", result)
+        if result is True:
+            attempt.succeeded()
+            return
         self.failures += 1
-        total = throttle.failed(self.host)
+        total = attempt.failed()
         self.console.log(_WARNING, self.peer, "failed ssh password for %r (%d of %d on this connection, %d from %s)",
                          username, self.failures, self.console.maxFailures, total, self.host)
-        if self.failures >= self.console.maxFailures:
+        if self.failures >= self.console.maxFailures and not self.closed:
             asyncio.get_running_loop().call_soon(self.close, "too many failed logins")
-        return False
 
     def auth_completed(self) -> None:
+        if self._deadline is not None:
+            self._deadline.stop()
+        if not self.console.loggedIn(self):
+            self.console.log(_WARNING, self.peer, "%s logged in over ssh, but refused: %d sessions already open "
+                             "(--max-sessions)", self.username, len(self.console.runtime.logged_in))
+            asyncio.get_running_loop().call_soon(
+                self.close, f"too many console sessions ({self.console.maxSessions}); try again later")
+            return
         self.authenticated = True
         self.console.log(_INFO, self.peer, "%s logged in over ssh (%s)", self.username, self.method)
         self.touch()
@@ -327,14 +419,13 @@ class Listener:
         self.task.add_done_callback(self._started)
 
     async def _listen(self, host_key: Any) -> Any:
-        console = self.service.console
         return await asyncssh.listen(
             sock=self.sock,
             server_factory=lambda: _Connection(self.service),
             server_host_keys=[host_key],
             encoding="utf-8",
             line_editor=True,
-            login_timeout=console.loginTimeout,
+            login_timeout=0,  # the console's own LoginDeadline (asyncssh's would count the server's waits)
             allow_scp=False,
             agent_forwarding=False,
             x11_forwarding=False,

@@ -10,8 +10,9 @@ import asyncio
 import logging
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -305,3 +306,175 @@ def test_idle_connection_is_closed(running: Running) -> None:
 
     running.run(go())
     assert running.service.console.sessions == []
+
+
+# -- the login under attack (issue 9, items 11-14) ----------------------------------------------
+
+
+def test_parallel_password_guesses_wait_as_if_made_one_after_another(running: Running,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six clients try a wrong password at once. With the slow-down scaled to 0.5 s (three
+    free, then 0.5 s, 1 s, 2 s), one guess after another gets four checks in the first
+    second; six in parallel get no more."""
+    import threading
+    import time
+
+    from tapster.plugins._console.auth import Credentials
+
+    console = running.service.console
+    console.maxSessions = 10
+    console.throttle.base = 0.5
+    started: list[float] = []
+    lock = threading.Lock()
+    check = Credentials.check
+
+    def timed(self: Credentials, username: str, password: str) -> bool:
+        with lock:
+            started.append(time.monotonic())
+        return check(self, username, password)
+
+    monkeypatch.setattr(Credentials, "check", timed)
+
+    async def guess(i: int) -> None:
+        try:
+            async with running.connect(password=f"wrong{i}"):
+                pass
+        except (asyncssh.PermissionDenied, asyncssh.DisconnectError, ConnectionError):
+            pass
+
+    async def go() -> None:
+        tasks = [asyncio.ensure_future(guess(i)) for i in range(6)]
+        deadline = asyncio.get_running_loop().time() + 10
+        while not started and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.005)
+        await asyncio.wait(tasks, timeout=1.2)  # the window measured: a little more than a second
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    running.run(go())
+    assert started
+    first = started[0]
+    in_first_second = [t - first for t in started if t - first < 1.0]
+    assert len(in_first_second) <= 4, in_first_second
+    assert len(in_first_second) >= 3
+
+
+@pytest.fixture
+def slow_login(tmp_path: Path, keys_file: str, shared_reactor: Any,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
+    """A manhole whose login timeout (0.6 s) equals its longest wait, scaled down from 60 s and 60 s."""
+    monkeypatch.chdir(tmp_path)
+    config = parse("-w", PASSWORD, "--authorized-keys", keys_file, "-p", "tcp:0:interface=127.0.0.1")
+    app = Application("site")
+    service = manhole.makeService(config)
+    service.setName("manhole")
+    service.setServiceParent(app)
+    console = service.console
+    console.loginTimeout = 0.6
+    console.throttle.base = 0.6
+    console.throttle.maximum = 0.6
+    for _ in range(9):
+        console.throttle.failed("127.0.0.1")
+    app.privilegedStartService()
+    app.startService()
+    yield Running(shared_reactor, app, service)
+    result = app.stopService()
+    if result is not None:
+        shared_reactor.loop.run_until_complete(result)
+
+
+def test_the_right_password_after_the_longest_wait_logs_in_over_ssh(slow_login: Running) -> None:
+    async def go() -> Any:
+        async with slow_login.connect(password=PASSWORD) as conn:
+            return await conn.run("print(6 * 7)")
+
+    result = slow_login.run(go())
+    assert result.stdout == "42\n"
+    assert slow_login.service.console.throttle.failures("127.0.0.1") == 0
+
+
+def test_connections_that_never_log_in_cannot_keep_an_ssh_login_out(running: Running,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """--max-sessions is 2 here; twelve silent TCP connections do not keep the administrator out."""
+    caplog.set_level(logging.INFO, logger="tapster.console")
+    squatters = [socket.create_connection(("127.0.0.1", running.port), timeout=5) for _ in range(12)]
+    try:
+        async def go() -> Any:
+            async with running.connect(password=PASSWORD) as conn:
+                return await conn.run("print('in')")
+
+        assert running.run(go()).stdout == "in\n"
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("closing the oldest connection that has not logged in" in m for m in messages) >= 2
+    finally:
+        for s in squatters:
+            s.close()
+
+
+class _FakeSSHConnection:
+    """What ``_Connection`` uses of an asyncssh connection."""
+
+    def __init__(self) -> None:
+        self.disconnected: list[str] = []
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else None
+
+    def disconnect(self, code: int, reason: str) -> None:
+        self.disconnected.append(reason)
+
+    def set_authorized_keys(self, keys: Any) -> None:
+        pass
+
+
+def test_pipelined_password_requests_run_one_hash_at_a_time(shared_reactor: Any,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """asyncssh cancels a password check when the next request arrives, but the hash already
+    running in a worker thread cannot be stopped: a client pipelining requests must not pile up
+    hashes (CPU and 16 MiB each) faster than the verdicts come back."""
+    import threading
+    from types import SimpleNamespace
+
+    from tapster.plugins._console import ssh
+    from tapster.plugins._console.auth import Credentials
+    from tapster.plugins._console.console import Console
+
+    console = Console("admin", "scrypt$2$1$1$MDEyMzQ1Njc4OWFiY2RlZg$" + "A" * 43)
+    console.start(Application("site"), "manhole")
+    connection = ssh._Connection(SimpleNamespace(console=console, authorizedKeys=None, name="manhole"))
+    fake = _FakeSSHConnection()
+    connection.connection_made(fake)
+    gate = threading.Event()
+    counts = {"running": 0, "peak": 0, "total": 0}
+    lock = threading.Lock()
+
+    def slow_wrong(self: Credentials, username: str, password: str) -> bool:
+        with lock:
+            counts["running"] += 1
+            counts["total"] += 1
+            counts["peak"] = max(counts["peak"], counts["running"])
+        gate.wait(5)
+        with lock:
+            counts["running"] -= 1
+        return False
+
+    monkeypatch.setattr(Credentials, "check", slow_wrong)
+
+    async def go() -> Any:
+        tasks: list[asyncio.Task] = []
+        for i in range(20):
+            if tasks:
+                tasks[-1].cancel()  # what asyncssh does with the request before
+            tasks.append(asyncio.ensure_future(connection.validate_password("admin", f"guess{i}")))
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results = shared_reactor.loop.run_until_complete(asyncio.wait_for(go(), 10))
+    assert results[-1] is False
+    assert counts["peak"] == 1 and counts["total"] <= 3, counts
+    assert console.throttle.failures("127.0.0.1") == counts["total"]  # every hash computed counts
+    assert console.throttle.inFlight("127.0.0.1") == 0
+    connection.connection_lost(None)

@@ -127,5 +127,5 @@ def test_throttle_memory_is_bounded() -> None:
     throttle = Throttle(Clock().seconds, capacity=10)
     for i in range(100):
         throttle.failed(f"10.0.0.{i}")
-    assert len(throttle._failures) == 10
+    assert len(throttle._records) == 10
     assert throttle.failures("10.0.0.99") == 1 and throttle.failures("10.0.0.0") == 0

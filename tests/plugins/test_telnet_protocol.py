@@ -33,7 +33,7 @@ class Session:
         self.transport.protocol = self.protocol
         self.protocol.makeConnection(self.transport)
 
-    def send(self, data: bytes | str) -> "Session":
+    def send(self, data: bytes | str) -> Session:
         self.protocol.dataReceived(data.encode() if isinstance(data, str) else data)
         return self
 
@@ -49,7 +49,7 @@ class Session:
     def closed(self) -> bool:
         return self.transport.disconnecting
 
-    def login(self, user: str = "admin", password: str = "pw") -> "Session":
+    def login(self, user: str = "admin", password: str = "pw") -> Session:
         self.send(f"{user}\r\n{password}\r\n")
         return self
 
@@ -247,12 +247,13 @@ def test_output_with_iac_and_unicode_is_encoded(factory: TelnetShellFactory) -> 
 
 
 def test_session_limit_refuses_extra_connections(factory: TelnetShellFactory) -> None:
-    a, b = Session(factory), Session(factory)
+    """--max-sessions counts logged-in sessions (connections waiting to log in have their own limit)."""
+    a, b = Session(factory).login(), Session(factory).login()
     c = Session(factory)
     assert "Too many console sessions (2)" in c.text()
     assert c.closed and not a.closed and not b.closed
-    a.send("\x03")  # closes a (interrupt at the login prompt)
-    assert not Session(factory).closed
+    a.send("exit()\r\n")
+    assert not Session(factory).login().closed
 
 
 def test_idle_session_is_closed(factory: TelnetShellFactory, clock: Clock) -> None:

@@ -31,8 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 __all__ = ["main", "make_plugins"]
 
@@ -87,7 +87,7 @@ def make_plugins(directory: Path, count: int) -> list[str]:
 
 def run_once(argv: Sequence[str], env: dict[str, str]) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    done = subprocess.run(argv, capture_output=True, env=env, text=True)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with status {done.returncode}: {done.stderr.strip()[-500:]}")
@@ -136,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = many[2] - few[2]
     if extra > 0:
         per = (many[0] - few[0]) / extra
-        print(f"  {extra} more plugins cost {many[0] - few[0]:+.1f} ms ({per:.2f} ms each), ratio {many[0] / few[0]:.2f}x")
+        print(
+            f"  {extra} more plugins cost {many[0] - few[0]:+.1f} ms ({per:.2f} ms each), ratio {many[0] / few[0]:.2f}x"
+        )
     if many[2] != few[2] + args.plugins:
         print(f"warning: expected {few[2] + args.plugins} plugins in the listing, saw {many[2]}", file=sys.stderr)
         return 1

@@ -48,9 +48,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 __all__ = ["main"]
 
@@ -589,7 +589,7 @@ def round_ratios(
     """num/den within each round: both were measured minutes apart at most, under the same noise."""
     if num not in results or den not in results:
         return []
-    pairs = zip(results[num][metric], results[den][metric])
+    pairs = zip(results[num][metric], results[den][metric], strict=False)
     return [a / b for a, b in pairs if a is not None and b]
 
 

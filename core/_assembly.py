@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import TYPE_CHECKING, Any, ContextManager, Protocol, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from tapster.core.service import Application, IService
-    from tapster.core.usage import Options
 
 __all__ = [
     "RECIPE_ATTRIBUTE",
@@ -44,7 +44,7 @@ RECIPE_ATTRIBUTE = "tapsterRecipe"
 class Reporter(Protocol):
     """What building reports to: mktap's progress display implements it; the default is quiet."""
 
-    def step(self, text: str) -> ContextManager[None]: ...
+    def step(self, text: str) -> contextlib.AbstractContextManager[None]: ...
 
     def note(self, text: str) -> None: ...
 
@@ -57,7 +57,7 @@ class _Quiet:
     def __init__(self, prog: str) -> None:
         self.prog = prog
 
-    def step(self, text: str) -> ContextManager[None]:
+    def step(self, text: str) -> contextlib.AbstractContextManager[None]:
         return contextlib.nullcontext()
 
     def note(self, text: str) -> None:

@@ -182,7 +182,7 @@ def _instantiate(factory: Any) -> Options | None:
     if isinstance(factory, Options):
         return factory
     try:
-        return factory()  # type: ignore[no-any-return]
+        return factory()
     except Exception:  # a plugin that cannot load: offer its name only
         return None
 

@@ -44,4 +44,4 @@ def from_sockaddr(sockaddr: object, kind: str = "TCP") -> IPv4Address | IPv6Addr
         return IPv4Address(kind, sockaddr[0], sockaddr[1])
     if sockaddr in ("", b""):
         sockaddr = None
-    return UNIXAddress(sockaddr)  # type: ignore[arg-type]
+    return UNIXAddress(sockaddr)  # type: ignore[arg-type]  # AF_UNIX: a str or bytes path, or None

@@ -31,10 +31,14 @@ from __future__ import annotations
 
 import logging
 import struct
-from typing import Any, ClassVar, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from tapster.core.errors import NetstringParseError, StringTooLongError
 from tapster.core.protocol import Protocol
+
+if TYPE_CHECKING:
+    from tapster.core.interfaces import ITransport
 
 __all__ = [
     "LineOnlyReceiver",
@@ -55,6 +59,23 @@ class _Detached:
     """Stands in for a missing transport so the hot loops need no ``None`` test per line."""
 
     disconnecting = False
+
+
+def _no_transport(protocol: object) -> AttributeError:
+    """What sending or closing before ``makeConnection`` raises: the AttributeError
+    ``None.write`` always raised there, with a message that says why."""
+    return AttributeError(f"{type(protocol).__name__} has no transport: makeConnection() has not been called")
+
+
+def _connected(protocol: Protocol | _PauseableMixin) -> ITransport:
+    """The protocol's transport, for what only makes sense once connected (closing, pausing).
+
+    The hot senders (``sendLine``, ``sendString``) test inline instead: one call less per message.
+    """
+    transport = protocol.transport
+    if transport is None:
+        raise _no_transport(protocol)
+    return transport
 
 
 _DETACHED = _Detached()
@@ -82,20 +103,24 @@ class _PauseableMixin:
     """
 
     paused = False
-    transport: Any
+    transport: ITransport | None
+
+    if TYPE_CHECKING:  # provided by the protocol class this is mixed into
+
+        def dataReceived(self, data: bytes) -> object: ...
 
     def pauseProducing(self) -> None:
         self.paused = True
-        self.transport.pauseProducing()
+        _connected(self).pauseProducing()
 
     def resumeProducing(self) -> None:
         self.paused = False
-        self.transport.resumeProducing()
-        self.dataReceived(b"")  # type: ignore[attr-defined]
+        _connected(self).resumeProducing()
+        self.dataReceived(b"")
 
     def stopProducing(self) -> None:
         self.paused = True
-        self.transport.stopProducing()
+        _connected(self).stopProducing()
 
 
 # -- lines ----------------------------------------------------------------------
@@ -118,6 +143,8 @@ class LineOnlyReceiver(Protocol):
     MAX_LENGTH: int = 16384
     _buffer: bytes = b""
 
+    # ``Any``: what a callback returned to stop processing (Twisted's convention) comes back
+    # out, and the result must still fit Protocol.dataReceived's ``None`` for asyncio.
     def dataReceived(self, data: bytes) -> Any:
         """Split the stream into lines and deliver them."""
         delimiter = self.delimiter
@@ -125,7 +152,7 @@ class LineOnlyReceiver(Protocol):
             # Fast path: the chunk is exactly one line (interactive traffic).
             n = len(data) - len(delimiter)
             if 0 <= n <= self.MAX_LENGTH and data.find(delimiter) == n:
-                transport = self.transport
+                transport: ITransport | _Detached | None = self.transport
                 if transport is None or not transport.disconnecting:
                     self.lineReceived(data[:n])
                 return None
@@ -152,20 +179,24 @@ class LineOnlyReceiver(Protocol):
             return self.lineLengthExceeded(tail)
         return None
 
-    def lineReceived(self, line: bytes) -> Any:
+    def lineReceived(self, line: bytes) -> object:
         """A line arrived, without its delimiter. Override."""
         raise NotImplementedError
 
-    def sendLine(self, line: bytes) -> Any:
+    def sendLine(self, line: bytes) -> None:
         """Write ``line`` followed by the delimiter."""
-        return self.transport.writeSequence((line, self.delimiter))
+        transport = self.transport
+        if transport is None:
+            raise _no_transport(self)
+        return transport.writeSequence((line, self.delimiter))
 
-    def lineLengthExceeded(self, line: bytes) -> Any:
+    def lineLengthExceeded(self, line: bytes) -> object:
         """A line longer than ``MAX_LENGTH`` arrived (``line`` may be just its start).
 
         The default closes the connection; override to do something else.
         """
-        return self.transport.loseConnection()
+        _connected(self).loseConnection()
+        return None
 
 
 class LineReceiver(Protocol, _PauseableMixin):
@@ -223,7 +254,7 @@ class LineReceiver(Protocol, _PauseableMixin):
             self._buffer = b""
         return data
 
-    def dataReceived(self, data: bytes) -> Any:
+    def dataReceived(self, data: bytes) -> Any:  # Any: as LineOnlyReceiver.dataReceived
         """Deliver lines (or raw data) from ``data`` and whatever was buffered before it."""
         if self._busyReceiving:
             # Called from one of our own callbacks (setLineMode(extra),
@@ -242,7 +273,7 @@ class LineReceiver(Protocol, _PauseableMixin):
                     self._busyReceiving = False
                 if why or not self._buffer:
                     return why
-                transport = self.transport
+                transport: ITransport | _Detached | None = self.transport
                 if transport is not None and transport.disconnecting:
                     return None
                 return self.dataReceived(b"")  # bytes that arrived re-entrantly
@@ -334,25 +365,29 @@ class LineReceiver(Protocol, _PauseableMixin):
         """Deliver undelimited chunks to :meth:`rawDataReceived` from now on."""
         self.line_mode = 0
 
-    def rawDataReceived(self, data: bytes) -> Any:
+    def rawDataReceived(self, data: bytes) -> object:
         """Bytes arrived in raw mode. Override if you use raw mode."""
         raise NotImplementedError
 
-    def lineReceived(self, line: bytes) -> Any:
+    def lineReceived(self, line: bytes) -> object:
         """A line arrived, without its delimiter. Override."""
         raise NotImplementedError
 
-    def sendLine(self, line: bytes) -> Any:
+    def sendLine(self, line: bytes) -> None:
         """Write ``line`` followed by the delimiter."""
-        return self.transport.write(line + self.delimiter)
+        transport = self.transport
+        if transport is None:
+            raise _no_transport(self)
+        return transport.write(line + self.delimiter)
 
-    def lineLengthExceeded(self, line: bytes) -> Any:
+    def lineLengthExceeded(self, line: bytes) -> object:
         """A line longer than ``MAX_LENGTH`` arrived.
 
         ``line`` is the rest of the buffer starting with (some of) the long
         line; it may hold more than one line. The default closes the connection.
         """
-        return self.transport.loseConnection()
+        _connected(self).loseConnection()
+        return None
 
 
 # -- netstrings -------------------------------------------------------------------
@@ -379,7 +414,7 @@ class NetstringReceiver(Protocol):
     _have: int = 0
     _needed: int = 0
 
-    def makeConnection(self, transport: Any) -> None:
+    def makeConnection(self, transport: ITransport) -> None:
         self._parts = None
         self._have = self._needed = 0
         self.brokenPeer = 0
@@ -387,7 +422,10 @@ class NetstringReceiver(Protocol):
 
     def sendString(self, string: bytes) -> None:
         """Write ``string`` as one netstring."""
-        self.transport.write(b"%d:%b," % (len(string), string))
+        transport = self.transport
+        if transport is None:
+            raise _no_transport(self)
+        transport.write(b"%d:%b," % (len(string), string))
 
     def stringReceived(self, string: bytes) -> None:
         """A complete netstring's payload arrived. Override."""
@@ -397,7 +435,7 @@ class NetstringReceiver(Protocol):
         _log.debug("%s: invalid netstring from peer: %s", self.logPrefix(), why)
         self._parts = None
         self.brokenPeer = 1
-        self.transport.loseConnection()
+        _connected(self).loseConnection()
 
     def _badLength(self, digits: bytes, maxDigits: int) -> str | None:
         """Why ``digits`` (a complete or partial length) is unacceptable, or None if it is fine."""
@@ -483,7 +521,7 @@ class IntNStringReceiver(Protocol, _PauseableMixin):
     _have: int = 0
     _needed: int = 0
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         fmt = cls.__dict__.get("structFormat")
         if fmt is not None:
@@ -497,7 +535,7 @@ class IntNStringReceiver(Protocol, _PauseableMixin):
 
     def lengthLimitExceeded(self, length: int) -> None:
         """The peer announced a string of ``length`` > ``MAX_LENGTH`` bytes; closes by default."""
-        self.transport.loseConnection()
+        _connected(self).loseConnection()
 
     def sendString(self, string: bytes) -> None:
         """Write ``string`` after its length prefix."""
@@ -507,7 +545,10 @@ class IntNStringReceiver(Protocol, _PauseableMixin):
                 f"cannot send {len(string)} bytes with a {self.prefixLength}-byte length prefix"
                 f" (at most {limit - 1})"
             )
-        self.transport.write(self._prefix.pack(len(string)) + string)
+        transport = self.transport
+        if transport is None:
+            raise _no_transport(self)
+        transport.write(self._prefix.pack(len(string)) + string)
 
     def resumeProducing(self) -> None:
         self._needed = 0  # what was held back while paused may be complete already

@@ -49,12 +49,30 @@ is cheap: the services, the reactor and :mod:`ssl` load only when used.
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tapster.core.errors import EndpointError
 
 if TYPE_CHECKING:
     import socket
+    import ssl
+    from typing import Protocol
+
+    from tapster.core.interfaces import (
+        IConnector,
+        IListeningPort,
+        IOpenSSLContextFactory,
+        IProtocolFactory,
+        IReactorSSL,
+        IReactorTCP,
+        IReactorUNIX,
+    )
+    from tapster.core.internet import SSLClient, SSLServer, TCPClient, TCPServer, UNIXClient, UNIXServer
+    from tapster.core.protocol import ClientFactory
+
+    class _StreamReactor(IReactorTCP, IReactorSSL, IReactorUNIX, Protocol):
+        """What a description may ask of a reactor: TCP, SSL and UNIX (the shared one, a MemoryReactor)."""
 
 __all__ = [
     "EndpointError",
@@ -183,7 +201,9 @@ def _port(description: str, value: str | None, example: str) -> int:
     if value is None or value == "":
         raise EndpointError(description, f"missing port (e.g. {example})")
     if not (value.isascii() and value.isdigit()):
-        raise EndpointError(description, f"port {value[:20]!r} is not an integer (use a number from 0 to 65535, e.g. {example})")
+        raise EndpointError(
+            description, f"port {value[:20]!r} is not an integer (use a number from 0 to 65535, e.g. {example})"
+        )
     if len(value.lstrip("0")) > 5:  # before int(): thousands of digits are slow, or refused by int() itself
         raise EndpointError(description, "the port is out of range (use a number from 0 to 65535)")
     port = int(value)
@@ -273,6 +293,8 @@ _UNSUPPORTED = {
 
 # -- server descriptions ------------------------------------------------------------
 
+# (kind, args, kwargs) as the reactor's listen method takes them; the values are of as many
+# types as there are options (int port, str interface, bool wantPID...), hence Any.
 Parsed = tuple[str, tuple[Any, ...], dict[str, Any]]
 
 
@@ -397,14 +419,17 @@ def _check_characters(text: str) -> None:
         raise EndpointError(text, "it holds control characters")
 
 
-def _parsed(description: Any) -> Parsed:
+def _parsed(description: str | bytes | int | Parsed) -> Parsed:
     """Accept a description or what :func:`parse` returned (so ``parse`` can be an option's coerce)."""
-    if isinstance(description, tuple) and len(description) == 3 and description[0] in KINDS:
-        return description  # type: ignore[return-value]
+    if isinstance(description, tuple):
+        if len(description) == 3 and description[0] in KINDS:
+            return description
+        raise TypeError(f"an endpoint description is a string such as 'tcp:8007', not {type(description).__name__}")
     return parse(description)
 
 
-def service(description: Any, factory: Any, reactor: Any = None) -> Any:
+def service(description: str | bytes | int | Parsed, factory: IProtocolFactory,
+            reactor: _StreamReactor | None = None) -> TCPServer | UNIXServer | SSLServer:
     """The service for a server description, not started: Twisted's ``strports.service``.
 
     ``tcp``/``tcp6`` give a :class:`tapster.core.internet.TCPServer` (IPv6 when the
@@ -417,7 +442,7 @@ def service(description: Any, factory: Any, reactor: Any = None) -> Any:
     from tapster.core import internet
 
     kind, args, kw = _parsed(description)
-    svc: Any
+    svc: TCPServer | UNIXServer | SSLServer
     if kind in ("tcp", "tcp6"):
         svc = internet.TCPServer(args[0], factory, backlog=kw["backlog"], interface=kw["interface"])
     elif kind == "unix":
@@ -434,7 +459,7 @@ def service(description: Any, factory: Any, reactor: Any = None) -> Any:
 
 # -- describing ---------------------------------------------------------------------
 
-def _render(kind: str, positional: list[Any], keywords: list[tuple[str, Any]]) -> str:
+def _render(kind: str, positional: list[object], keywords: list[tuple[str, object]]) -> str:
     parts = [kind] + [_quote(str(v)) for v in positional]
     parts += [f"{name}={_quote(str(value))}" for name, value in keywords]
     return ":".join(parts)
@@ -442,7 +467,7 @@ def _render(kind: str, positional: list[Any], keywords: list[tuple[str, Any]]) -
 
 def _render_parsed(parsed: Parsed) -> str:
     kind, args, kw = parsed
-    keywords: list[tuple[str, Any]] = []
+    keywords: list[tuple[str, object]] = []
     if kind == "unix":
         if kw.get("mode", _DEFAULT_MODE) != _DEFAULT_MODE:
             keywords.append(("mode", f"{kw['mode']:o}"))
@@ -465,15 +490,16 @@ def _render_parsed(parsed: Parsed) -> str:
     return _render(kind, [args[0]], keywords)
 
 
-def _arguments(svc: Any, names: tuple[str, ...], defaults: dict[str, Any]) -> dict[str, Any]:
+def _arguments(svc: TCPServer | UNIXServer | SSLServer | TCPClient | UNIXClient | SSLClient, names: tuple[str, ...],
+               defaults: dict[str, Any]) -> dict[str, Any]:
     """A service's constructor arguments by name, whether given by position or keyword."""
     bound = dict(defaults)
-    bound.update(zip(names, svc.args))
+    bound.update(zip(names, svc.args, strict=False))  # positional arguments may be fewer than names
     bound.update(svc.kwargs)
     return bound
 
 
-def _describe_service(svc: Any) -> str:
+def _describe_service(svc: object) -> str:
     from tapster.core import internet
 
     if isinstance(svc, internet.TCPServer):
@@ -496,26 +522,32 @@ def _describe_service(svc: Any) -> str:
         return _render_parsed(("ssl", (a["port"],), {**keys, "interface": a["interface"], "backlog": a["backlog"]}))
     if isinstance(svc, (internet.TCPClient, internet.SSLClient)):
         kind = "ssl" if isinstance(svc, internet.SSLClient) else "tcp"
-        names = ("host", "port", "factory") + (("contextFactory",) if kind == "ssl" else ()) + ("timeout", "bindAddress")
+        names = (
+            ("host", "port", "factory") + (("contextFactory",) if kind == "ssl" else ()) + ("timeout", "bindAddress")
+        )
         a = _arguments(svc, names, {"timeout": _DEFAULT_TIMEOUT, "bindAddress": None})
-        keywords: list[tuple[str, Any]] = [("host", a["host"]), ("port", a["port"])]
+        keywords: list[tuple[str, object]] = [("host", a["host"]), ("port", a["port"])]
         if a["timeout"] != _DEFAULT_TIMEOUT:
             keywords.append(("timeout", a["timeout"]))
         if a["bindAddress"]:
             keywords.append(("bindAddress", a["bindAddress"][0]))
         return _render(kind, [], keywords)
     if isinstance(svc, internet.UNIXClient):
-        a = _arguments(svc, ("address", "factory", "timeout", "checkPID"), {"timeout": _DEFAULT_TIMEOUT, "checkPID": False})
+        a = _arguments(
+            svc, ("address", "factory", "timeout", "checkPID"), {"timeout": _DEFAULT_TIMEOUT, "checkPID": False}
+        )
         keywords = [("path", a["address"])]
         if a["timeout"] != _DEFAULT_TIMEOUT:
             keywords.append(("timeout", a["timeout"]))
         if a["checkPID"]:
             keywords.append(("lockfile", 1))
         return _render("unix", [], keywords)
-    raise TypeError(f"cannot describe {type(svc).__name__}: only TCP, UNIX and SSL servers and clients have endpoint strings")
+    raise TypeError(
+        f"cannot describe {type(svc).__name__}: only TCP, UNIX and SSL servers and clients have endpoint strings"
+    )
 
 
-def describe(service_or_description: Any) -> str:
+def describe(service_or_description: str | bytes | int | Parsed | object) -> str:
     """A normalised description: ``describe('tcp:port=8007:backlog=50')`` is ``'tcp:8007'``.
 
     Accepts a description string (or port number), what :func:`parse`
@@ -532,7 +564,7 @@ def describe(service_or_description: Any) -> str:
 
 # -- endpoint objects ------------------------------------------------------------------
 
-def _reactor(reactor: Any) -> Any:
+def _reactor(reactor: object) -> object:
     if reactor is not None:
         return reactor
     from tapster.core import reactor as shared
@@ -545,15 +577,17 @@ class _ServerEndpoint:
 
     method = ""
 
-    def __init__(self, reactor: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, reactor: object, *args: object, **kwargs: object) -> None:
         self._reactor = reactor
         self._args = args
         self._kwargs = kwargs
 
-    def listen(self, protocolFactory: Any) -> Any:
+    def listen(self, protocolFactory: IProtocolFactory) -> IListeningPort:
         """Bind and listen now; raises CannotListenError if the address is taken."""
         head, tail = self._args[:1], self._args[1:]
-        return getattr(_reactor(self._reactor), "listen" + self.method)(*head, protocolFactory, *tail, **self._kwargs)
+        listen = getattr(_reactor(self._reactor), "listen" + self.method)
+        port: IListeningPort = listen(*head, protocolFactory, *tail, **self._kwargs)
+        return port
 
     def __repr__(self) -> str:
         args = ", ".join([repr(a) for a in self._args] + [f"{k}={v!r}" for k, v in self._kwargs.items()])
@@ -565,7 +599,8 @@ class TCP4ServerEndpoint(_ServerEndpoint):
 
     method = "TCP"
 
-    def __init__(self, reactor: Any, port: int, backlog: int = _DEFAULT_BACKLOG, interface: str = "") -> None:
+    def __init__(self, reactor: IReactorTCP | None, port: int, backlog: int = _DEFAULT_BACKLOG,
+                 interface: str = "") -> None:
         super().__init__(reactor, port, backlog=backlog, interface=interface)
 
 
@@ -574,7 +609,8 @@ class TCP6ServerEndpoint(_ServerEndpoint):
 
     method = "TCP"
 
-    def __init__(self, reactor: Any, port: int, backlog: int = _DEFAULT_BACKLOG, interface: str = "::") -> None:
+    def __init__(self, reactor: IReactorTCP | None, port: int, backlog: int = _DEFAULT_BACKLOG,
+                 interface: str = "::") -> None:
         super().__init__(reactor, port, backlog=backlog, interface=interface)
 
 
@@ -583,7 +619,8 @@ class UNIXServerEndpoint(_ServerEndpoint):
 
     method = "UNIX"
 
-    def __init__(self, reactor: Any, address: str, backlog: int = _DEFAULT_BACKLOG, mode: int = _DEFAULT_MODE,
+    def __init__(self, reactor: IReactorUNIX | None, address: str, backlog: int = _DEFAULT_BACKLOG,
+                 mode: int = _DEFAULT_MODE,
                  wantPID: bool = False) -> None:
         super().__init__(reactor, address, backlog=backlog, mode=mode, wantPID=wantPID)
 
@@ -593,12 +630,13 @@ class SSL4ServerEndpoint(_ServerEndpoint):
 
     method = "SSL"
 
-    def __init__(self, reactor: Any, port: int, sslContextFactory: Any, backlog: int = _DEFAULT_BACKLOG,
+    def __init__(self, reactor: IReactorSSL | None, port: int,
+                 sslContextFactory: IOpenSSLContextFactory | ssl.SSLContext, backlog: int = _DEFAULT_BACKLOG,
                  interface: str = "") -> None:
         super().__init__(reactor, port, sslContextFactory, backlog=backlog, interface=interface)
 
 
-def serverFromString(reactor: Any, description: str) -> _ServerEndpoint:
+def serverFromString(reactor: _StreamReactor | None, description: str) -> _ServerEndpoint:
     """The server endpoint for ``description`` (``None`` reactor: the shared one, when listening).
 
     ``endpoint.listen(factory)`` returns the bound port synchronously: tapster
@@ -622,16 +660,18 @@ class _ClientEndpoint:
 
     method = ""
 
-    def __init__(self, reactor: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, reactor: object, *args: object, **kwargs: object) -> None:
         self._reactor = reactor
         self._args = args
         self._kwargs = kwargs
 
-    def connect(self, protocolFactory: Any) -> Any:
+    def connect(self, protocolFactory: ClientFactory) -> IConnector:
         """Start connecting; the factory's clientConnectionFailed/buildProtocol tell the outcome."""
-        return getattr(_reactor(self._reactor), "connect" + self.method)(*self._split(protocolFactory), **self._kwargs)
+        connect = getattr(_reactor(self._reactor), "connect" + self.method)
+        connector: IConnector = connect(*self._split(protocolFactory), **self._kwargs)
+        return connector
 
-    def _split(self, factory: Any) -> tuple[Any, ...]:
+    def _split(self, factory: ClientFactory) -> tuple[object, ...]:
         return (*self._args[:2], factory, *self._args[2:])
 
     def __repr__(self) -> str:
@@ -644,8 +684,8 @@ class TCP4ClientEndpoint(_ClientEndpoint):
 
     method = "TCP"
 
-    def __init__(self, reactor: Any, host: str, port: int, timeout: float = _DEFAULT_TIMEOUT,
-                 bindAddress: Any = None) -> None:
+    def __init__(self, reactor: IReactorTCP | None, host: str, port: int, timeout: float = _DEFAULT_TIMEOUT,
+                 bindAddress: tuple[str, int] | None = None) -> None:
         super().__init__(reactor, host, port, timeout=timeout, bindAddress=bindAddress)
 
 
@@ -654,8 +694,9 @@ class SSL4ClientEndpoint(_ClientEndpoint):
 
     method = "SSL"
 
-    def __init__(self, reactor: Any, host: str, port: int, sslContextFactory: Any,
-                 timeout: float = _DEFAULT_TIMEOUT, bindAddress: Any = None) -> None:
+    def __init__(self, reactor: IReactorSSL | None, host: str, port: int,
+                 sslContextFactory: IOpenSSLContextFactory | ssl.SSLContext, timeout: float = _DEFAULT_TIMEOUT,
+                 bindAddress: tuple[str, int] | None = None) -> None:
         super().__init__(reactor, host, port, sslContextFactory, timeout=timeout, bindAddress=bindAddress)
 
 
@@ -664,19 +705,21 @@ class UNIXClientEndpoint(_ClientEndpoint):
 
     method = "UNIX"
 
-    def __init__(self, reactor: Any, path: str, timeout: float = _DEFAULT_TIMEOUT, checkPID: bool = False) -> None:
+    def __init__(self, reactor: IReactorUNIX | None, path: str, timeout: float = _DEFAULT_TIMEOUT,
+                 checkPID: bool = False) -> None:
         super().__init__(reactor, path, timeout=timeout, checkPID=checkPID)
 
-    def _split(self, factory: Any) -> tuple[Any, ...]:
+    def _split(self, factory: ClientFactory) -> tuple[object, ...]:
         return (self._args[0], factory)
 
 
-def _parse_client(description: str) -> tuple[str, dict[str, Any]]:
+def _parse_client(description: str) -> tuple[str, dict[str, Any]]:  # Any: as in Parsed
     text = _text(description).strip()
     if not text:
         raise EndpointError(text, "the description is empty (e.g. tcp:host=example.com:port=80)")
     kind, fields = _split_kind(text, _fields(text), None, _CLIENT_KINDS, _CLIENT_EXAMPLES)
     example = _CLIENT_EXAMPLES[kind]
+    names: tuple[str, ...]
     if kind == "unix":
         names = ("path", "timeout", "lockfile")
         values = _bind(text, kind, fields, ("path",), names)
@@ -710,7 +753,7 @@ def _parse_client(description: str) -> tuple[str, dict[str, Any]]:
     return kind, result
 
 
-def clientFromString(reactor: Any, description: str) -> _ClientEndpoint:
+def clientFromString(reactor: _StreamReactor | None, description: str) -> _ClientEndpoint:
     """The client endpoint for ``description``: ``tcp:host=H:port=P``, ``unix:path=P``, ``ssl:host=H:port=P``.
 
     ``ssl`` clients verify the server's certificate for ``host`` against
@@ -728,7 +771,7 @@ def clientFromString(reactor: Any, description: str) -> _ClientEndpoint:
     return SSL4ClientEndpoint(reactor, kw["host"], kw["port"], cf, kw["timeout"], kw["bindAddress"])
 
 
-def listeningSocket(description: str) -> "socket.socket":
+def listeningSocket(description: str) -> socket.socket:
     """A non-blocking stream socket bound and listening now, as ``description`` (tcp, tcp6, unix) says.
 
     For servers that are not Protocols on the reactor (an SSH library that
@@ -748,4 +791,6 @@ def listeningSocket(description: str) -> "socket.socket":
         return bind_unix(socket.SOCK_STREAM, args[0], kw["backlog"], kw["mode"])
     if kind in ("tcp", "tcp6"):
         return bind_inet(socket.SOCK_STREAM, kw["interface"], args[0], kw["backlog"])
-    raise EndpointError(description, f"{kind}: endpoints cannot be bound as a plain listening socket: use tcp, tcp6 or unix")
+    raise EndpointError(
+        description, f"{kind}: endpoints cannot be bound as a plain listening socket: use tcp, tcp6 or unix"
+    )

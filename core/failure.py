@@ -45,7 +45,7 @@ class Failure:
         kind = self.check(*errorTypes)
         if kind is None:
             self.raiseException()
-        return kind  # type: ignore[return-value]
+        return kind
 
     def raiseException(self) -> NoReturn:
         raise self.value.with_traceback(self.tb)

@@ -14,12 +14,14 @@ Hook implementations of tapster's own built-ins live in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
+    from tapster.core._reactor.loop import AsyncioReactor
     from tapster.core.service import Application
 
 __all__ = ["hookspec", "hookimpl", "ReactorSpec", "FormatSpec", "PROJECT"]
@@ -36,12 +38,13 @@ class ReactorSpec:
     """A reactor a user can choose with ``twistd --reactor NAME``.
 
     ``factory()`` creates the reactor (an object with the interface of
-    :class:`tapster.core._reactor.AsyncioReactor`); it is called once per process.
+    :class:`tapster.core._reactor.loop.AsyncioReactor`, typically a subclass of
+    it); it is called once per process.
     """
 
     name: str
     description: str
-    factory: Callable[[], Any]
+    factory: Callable[[], AsyncioReactor]
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,8 @@ class FormatSpec:
     name: str
     extension: str
     description: str
-    dump: Callable[["Application"], bytes]
-    load: Callable[[bytes, str], "Application"]
+    dump: Callable[[Application], bytes]
+    load: Callable[[bytes, str], Application]
     sniff: Callable[[bytes], bool]
     safe: bool = False
 
@@ -70,6 +73,7 @@ def tapster_reactors() -> list[ReactorSpec]:
     --help-reactors`` lists them. Names must be unique; a later duplicate
     is ignored with a warning.
     """
+    raise NotImplementedError  # a specification: pluggy calls the implementations, never this
 
 
 @hookspec
@@ -79,6 +83,7 @@ def tapster_formats() -> list[FormatSpec]:
     Called when mktap saves or twistd loads an application. The built-in
     ``pickle`` format is itself provided through this hook.
     """
+    raise NotImplementedError  # a specification: pluggy calls the implementations, never this
 
 
 @hookspec
@@ -91,13 +96,14 @@ def tapster_safe_names() -> list[object]:
     a callable whose purpose is to run code, write files or start processes.
     Called when a safe file is loaded or saved.
     """
+    raise NotImplementedError  # a specification: pluggy calls the implementations, never this
 
 
 @hookspec
-def tapster_twistd_started(application: "Application") -> None:
+def tapster_twistd_started(application: Application) -> None:
     """Called by twistd once the application's services have started and its ports are bound."""
 
 
 @hookspec
-def tapster_twistd_stopping(application: "Application") -> None:
+def tapster_twistd_stopping(application: Application) -> None:
     """Called by twistd when shutdown begins, before the services are stopped."""

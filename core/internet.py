@@ -28,10 +28,33 @@ without sockets; ``None`` (the default) means the shared reactor.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from tapster.core.service import Service
 from tapster.core.task import LoopingCall
+
+if TYPE_CHECKING:
+    import asyncio
+    import ssl
+
+    from tapster.core._reactor.loop import AsyncioReactor
+    from tapster.core.address import IPv4Address, IPv6Address
+    from tapster.core.interfaces import (
+        IAddress,
+        IConnector,
+        IListeningPort,
+        IOpenSSLContextFactory,
+        IProtocolFactory,
+        IReactorMulticast,
+        IReactorSSL,
+        IReactorTCP,
+        IReactorTime,
+        IReactorUDP,
+        IReactorUNIX,
+        IReactorUNIXDatagram,
+    )
+    from tapster.core.protocol import ClientFactory, DatagramProtocol
 
 __all__ = [
     "TCPServer",
@@ -50,27 +73,39 @@ __all__ = [
 _log = logging.getLogger("tapster.internet")
 
 
-def _reactor_of(service: Any) -> Any:
-    if service.reactor is not None:
-        return service.reactor
+def _shared_reactor() -> AsyncioReactor:
     from tapster.core import reactor
 
     return reactor.getReactor()
 
 
-def _describe_host(host: Any) -> str:
+def _reactor_of(service: _AbstractServer | _AbstractClient) -> object:
+    """The reactor ``service`` listens or connects with: its own, else the shared one."""
+    if service.reactor is not None:
+        return service.reactor
+    return _shared_reactor()
+
+
+def _describe_host(host: IAddress) -> str:
     name = getattr(host, "name", None)
     if name is not None or not hasattr(host, "port"):
         return str(name)
-    return f"[{host.host}]:{host.port}" if ":" in host.host else f"{host.host}:{host.port}"
+    inet = cast("IPv4Address | IPv6Address", host)
+    return f"[{inet.host}]:{inet.port}" if ":" in inet.host else f"{inet.host}:{inet.port}"
 
 
 class _AbstractServer(Service):
-    """Listens while running. Subclasses name the reactor method in ``method``."""
+    """Listens while running. Subclasses name the reactor method in ``method``.
+
+    The arguments are recorded as given (``args``, ``kwargs``: they are saved with
+    the application and :func:`tapster.core.endpoints.describe` reads them);
+    each subclass spells out its reactor method's signature for a type checker.
+    """
 
     method = ""
-    reactor: Any = None
-    _port: Any = None
+    #: The reactor to listen with; None means the shared one (tests set a MemoryReactor).
+    reactor: object = None
+    _port: IListeningPort | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.args = args
@@ -86,7 +121,7 @@ class _AbstractServer(Service):
         if self._port is None:
             self._port = self._getPort()
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Awaitable[object] | None:
         Service.stopService(self)
         port, self._port = self._port, None
         if port is not None:
@@ -99,19 +134,19 @@ class _AbstractServer(Service):
         target = self.args[1] if len(self.args) > 1 else self.kwargs.get("factory", self.kwargs.get("protocol"))
         return type(target).__name__ if target is not None else type(self).__name__
 
-    def _getPort(self) -> Any:
-        port = getattr(_reactor_of(self), "listen" + self.method)(*self.args, **self.kwargs)
+    def _getPort(self) -> IListeningPort:
+        port: IListeningPort = getattr(_reactor_of(self), "listen" + self.method)(*self.args, **self.kwargs)
         _log.info("%s listening on %s (%s)", self._what(), _describe_host(port.getHost()), self.method,
                   extra={"system": self.name or self._what()})
         return port
 
-    def getHost(self) -> Any:
+    def getHost(self) -> IAddress:
         """The bound address (handy with port 0); only while running."""
         if self._port is None:
             raise RuntimeError(f"{self!r} is not listening")
         return self._port.getHost()
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = Service.__getstate__(self)
         state.pop("_port", None)
         state.pop("reactor", None)  # a process resource (and a live loop does not pickle)
@@ -119,11 +154,12 @@ class _AbstractServer(Service):
 
 
 class _AbstractClient(Service):
-    """Connects while running."""
+    """Connects while running; arguments recorded as :class:`_AbstractServer`'s are."""
 
     method = ""
-    reactor: Any = None
-    _connection: Any = None
+    #: The reactor to connect with; None means the shared one.
+    reactor: object = None
+    _connection: IConnector | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.args = args
@@ -133,7 +169,7 @@ class _AbstractClient(Service):
         Service.startService(self)
         self._connection = self._getConnection()
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Awaitable[object] | None:
         Service.stopService(self)
         connection, self._connection = self._connection, None
         if connection is not None:
@@ -143,10 +179,11 @@ class _AbstractClient(Service):
                 pass
         return None
 
-    def _getConnection(self) -> Any:
-        return getattr(_reactor_of(self), "connect" + self.method)(*self.args, **self.kwargs)
+    def _getConnection(self) -> IConnector:
+        connection: IConnector = getattr(_reactor_of(self), "connect" + self.method)(*self.args, **self.kwargs)
+        return connection
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = Service.__getstate__(self)
         state.pop("_connection", None)
         state.pop("reactor", None)  # a process resource (and a live loop does not pickle)
@@ -157,60 +194,116 @@ class TCPServer(_AbstractServer):
     """``TCPServer(port, factory, backlog=50, interface='')``"""
 
     method = "TCP"
+    reactor: IReactorTCP | None
+
+    if TYPE_CHECKING:
+
+        def __init__(self, port: int, factory: IProtocolFactory, backlog: int = 50, interface: str = "") -> None: ...
 
 
 class TCPClient(_AbstractClient):
     """``TCPClient(host, port, factory, timeout=30, bindAddress=None)``"""
 
     method = "TCP"
+    reactor: IReactorTCP | None
+
+    if TYPE_CHECKING:
+
+        def __init__(self, host: str, port: int, factory: ClientFactory, timeout: float = 30,
+                     bindAddress: tuple[str, int] | None = None) -> None: ...
 
 
 class UNIXServer(_AbstractServer):
     """``UNIXServer(address, factory, backlog=50, mode=0o666, wantPID=False)``"""
 
     method = "UNIX"
+    reactor: IReactorUNIX | None
+
+    if TYPE_CHECKING:
+
+        def __init__(self, address: str, factory: IProtocolFactory, backlog: int = 50, mode: int = 0o666,
+                     wantPID: bool = False) -> None: ...
 
 
 class UNIXClient(_AbstractClient):
     """``UNIXClient(address, factory, timeout=30, checkPID=False)``"""
 
     method = "UNIX"
+    reactor: IReactorUNIX | None
+
+    if TYPE_CHECKING:
+
+        def __init__(self, address: str, factory: ClientFactory, timeout: float = 30,
+                     checkPID: bool = False) -> None: ...
 
 
 class SSLServer(_AbstractServer):
     """``SSLServer(port, factory, contextFactory, backlog=50, interface='')``"""
 
     method = "SSL"
+    reactor: IReactorSSL | None
+
+    if TYPE_CHECKING:
+
+        def __init__(self, port: int, factory: IProtocolFactory,
+                     contextFactory: IOpenSSLContextFactory | ssl.SSLContext, backlog: int = 50,
+                     interface: str = "") -> None: ...
 
 
 class SSLClient(_AbstractClient):
     """``SSLClient(host, port, factory, contextFactory, timeout=30, bindAddress=None)``"""
 
     method = "SSL"
+    reactor: IReactorSSL | None
+
+    if TYPE_CHECKING:
+
+        def __init__(self, host: str, port: int, factory: ClientFactory,
+                     contextFactory: IOpenSSLContextFactory | ssl.SSLContext, timeout: float = 30,
+                     bindAddress: tuple[str, int] | None = None) -> None: ...
 
 
 class UDPServer(_AbstractServer):
     """``UDPServer(port, protocol, interface='', maxPacketSize=8192)``"""
 
     method = "UDP"
+    reactor: IReactorUDP | None
+
+    if TYPE_CHECKING:
+
+        def __init__(self, port: int, protocol: DatagramProtocol, interface: str = "",
+                     maxPacketSize: int = 8192) -> None: ...
 
 
 class UNIXDatagramServer(_AbstractServer):
     """``UNIXDatagramServer(address, protocol, maxPacketSize=8192, mode=0o666)``"""
 
     method = "UNIXDatagram"
+    reactor: IReactorUNIXDatagram | None
+
+    if TYPE_CHECKING:
+
+        def __init__(self, address: str, protocol: DatagramProtocol, maxPacketSize: int = 8192,
+                     mode: int = 0o666) -> None: ...
 
 
 class UNIXDatagramClient(_AbstractClient):
     """``UNIXDatagramClient(address, protocol, maxPacketSize=8192, mode=0o666, bindAddress=None)``"""
 
     method = "UNIXDatagram"
+    reactor: IReactorUNIXDatagram | None
 
-    def stopService(self) -> Any:
+    if TYPE_CHECKING:
+
+        def __init__(self, address: str, protocol: DatagramProtocol, maxPacketSize: int = 8192,
+                     mode: int = 0o666, bindAddress: str | None = None) -> None: ...
+
+    def stopService(self) -> Awaitable[object] | None:
         Service.stopService(self)
         connection, self._connection = self._connection, None
         if connection is not None:
-            return connection.stopListening()
+            # connectUNIXDatagram returns the (connected) port itself, not a connector.
+            return cast("IListeningPort", connection).stopListening()
         return None
 
 
@@ -218,14 +311,21 @@ class MulticastServer(_AbstractServer):
     """``MulticastServer(port, protocol, interface='', maxPacketSize=8192, listenMultiple=False)``"""
 
     method = "Multicast"
+    reactor: IReactorMulticast | None
+
+    if TYPE_CHECKING:
+
+        def __init__(self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192,
+                     listenMultiple: bool = False) -> None: ...
 
 
 class TimerService(Service):
     """Call ``callable(*args, **kwargs)`` every ``step`` seconds while running (first call at start)."""
 
-    clock: Any = None
+    #: What schedules the calls; the shared reactor when None (tests set a Clock).
+    clock: IReactorTime | None = None
 
-    def __init__(self, step: float, callable: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, step: float, callable: Callable[..., object], *args: object, **kwargs: object) -> None:
         self.step = step
         self.call = (callable, args, kwargs)
 
@@ -233,21 +333,21 @@ class TimerService(Service):
         Service.startService(self)
         callable, args, kwargs = self.call
         self._loop = LoopingCall(callable, *args, **kwargs)
-        self._loop.clock = self.clock if self.clock is not None else _reactor_of(_NoReactor)
+        self._loop.clock = self.clock if self.clock is not None else _shared_reactor()
         self._loopFinished = self._loop.start(self.step, now=True)
         if self._loopFinished is not None:
             # The LoopingCall already logged a failure; retrieve it so asyncio does not
             # report it again as "Future exception was never retrieved".
             self._loopFinished.add_done_callback(_consume)
 
-    def stopService(self) -> Any:
+    def stopService(self) -> Awaitable[object] | None:
         Service.stopService(self)
-        loop = getattr(self, "_loop", None)
+        loop: LoopingCall | None = getattr(self, "_loop", None)
         if loop is not None and loop.running:
             loop.stop()
         return None
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = Service.__getstate__(self)
         state.pop("_loop", None)
         state.pop("_loopFinished", None)
@@ -255,10 +355,6 @@ class TimerService(Service):
         return state
 
 
-def _consume(future: Any) -> None:
+def _consume(future: asyncio.Future[LoopingCall]) -> None:
     if not future.cancelled():
         future.exception()
-
-
-class _NoReactor:
-    reactor = None

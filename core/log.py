@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tapster.core.failure import Failure
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    _ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 __all__ = ["msg", "err", "Logger", "getLogger", "ROOT"]
 
@@ -34,7 +39,7 @@ def getLogger(name: str | None = None) -> logging.Logger:
     return logging.getLogger(name if name == ROOT or name.startswith(ROOT + ".") else f"{ROOT}.{name}")
 
 
-def msg(*message: Any, **kw: Any) -> None:
+def msg(*message: object, **kw: Any) -> None:  # Any: Twisted's event keys, each of its own type
     """Log ``message`` (joined with spaces) at INFO; ``system=`` names who logs, ``isError=1`` logs an error."""
     system = kw.pop("system", "-")
     level = logging.ERROR if kw.pop("isError", False) else logging.INFO
@@ -47,13 +52,13 @@ def msg(*message: Any, **kw: Any) -> None:
     _legacy.log(level, "%s", text, extra={"system": system})
 
 
-def err(_stuff: Any = None, _why: str | None = None, **kw: Any) -> None:
+def err(_stuff: object = None, _why: str | None = None, **kw: object) -> None:
     """Log an error with its traceback: a Failure, an exception, or (default) the one being handled."""
     system = kw.pop("system", "-")
+    exc_info: _ExcInfo | None
     if _stuff is None:
-        exc_info: Any = sys.exc_info()
-        if exc_info[0] is None:
-            exc_info = None
+        current = sys.exc_info()
+        exc_info = None if current[0] is None else current
     elif isinstance(_stuff, Failure):
         exc_info = (_stuff.type, _stuff.value, _stuff.tb)
     elif isinstance(_stuff, BaseException):
@@ -69,7 +74,7 @@ class _Braces:
 
     __slots__ = ("fmt", "kw")
 
-    def __init__(self, fmt: str, kw: dict[str, Any]) -> None:
+    def __init__(self, fmt: str, kw: dict[str, object]) -> None:
         self.fmt = fmt
         self.kw = kw
 
@@ -87,20 +92,20 @@ class Logger:
     (an object) names the system on each line.
     """
 
-    def __init__(self, namespace: str | None = None, source: Any = None) -> None:
+    def __init__(self, namespace: str | None = None, source: object = None) -> None:
         if namespace is None:
             namespace = sys._getframe(1).f_globals.get("__name__", ROOT)
         self.namespace = namespace
         self.source = source
         self._logger = getLogger(namespace)
 
-    def __get__(self, instance: Any, owner: type | None = None) -> "Logger":
+    def __get__(self, instance: object, owner: type | None = None) -> Logger:
         # As a class attribute, log as the instance (Twisted's descriptor behaviour).
         if instance is None:
             return self
         return Logger(self.namespace, instance)
 
-    def _emit(self, level: int, fmt: str, kw: dict[str, Any], exc_info: Any = None) -> None:
+    def _emit(self, level: int, fmt: str, kw: dict[str, object], exc_info: _ExcInfo | None = None) -> None:
         if not self._logger.isEnabledFor(level):
             return
         system = kw.pop("system", None)
@@ -109,24 +114,24 @@ class Logger:
             system = src.logPrefix() if hasattr(src, "logPrefix") else (type(src).__name__ if src is not None else "-")
         self._logger.log(level, "%s", _Braces(fmt, kw) if kw else fmt, exc_info=exc_info, extra={"system": system})
 
-    def debug(self, format: str = "", **kw: Any) -> None:
+    def debug(self, format: str = "", **kw: object) -> None:
         self._emit(logging.DEBUG, format, kw)
 
-    def info(self, format: str = "", **kw: Any) -> None:
+    def info(self, format: str = "", **kw: object) -> None:
         self._emit(logging.INFO, format, kw)
 
-    def warn(self, format: str = "", **kw: Any) -> None:
+    def warn(self, format: str = "", **kw: object) -> None:
         self._emit(logging.WARNING, format, kw)
 
     warning = warn
 
-    def error(self, format: str = "", **kw: Any) -> None:
+    def error(self, format: str = "", **kw: object) -> None:
         self._emit(logging.ERROR, format, kw)
 
-    def critical(self, format: str = "", **kw: Any) -> None:
+    def critical(self, format: str = "", **kw: object) -> None:
         self._emit(logging.CRITICAL, format, kw)
 
-    def failure(self, format: str, failure: Failure | None = None, **kw: Any) -> None:
+    def failure(self, format: str, failure: Failure | None = None, **kw: object) -> None:
         """Log ``failure`` (default: the exception being handled) with its traceback."""
         if failure is None:
             failure = Failure()

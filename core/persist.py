@@ -17,7 +17,7 @@ back encrypted.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tapster.core._persist.files import MAX_SIZE_VARIABLE, atomic_write, check_name, read_file, read_head
 from tapster.core.errors import PersistError
@@ -55,13 +55,13 @@ ENCRYPTED_PREFIX = "e"
 PASSPHRASE_ATTRIBUTE = "_v_passphrase"
 
 
-def _formats() -> dict[str, "FormatSpec"]:
+def _formats() -> dict[str, FormatSpec]:
     from tapster.core.plugin import format_specs
 
     return format_specs()
 
 
-def named_format(filename: str) -> tuple["FormatSpec | None", bool]:
+def named_format(filename: str) -> tuple[FormatSpec | None, bool]:
     """(format, encrypted) that ``filename``'s extension names: ``x.tax`` → xml; ``x.etax`` → xml, encrypted.
 
     ``(None, False)`` when the extension names no known format.
@@ -77,7 +77,7 @@ def named_format(filename: str) -> tuple["FormatSpec | None", bool]:
     return None, False
 
 
-def format_for(kind: str | None = None, filename: str | None = None) -> "FormatSpec":
+def format_for(kind: str | None = None, filename: str | None = None) -> FormatSpec:
     """The format called ``kind``, else the one whose extension ``filename`` has (``.etap`` too), else pickle."""
     formats = _formats()
     if kind is not None:
@@ -97,7 +97,7 @@ def is_encrypted_name(filename: str) -> bool:
     return named_format(filename)[1]
 
 
-def extension_for(spec: "FormatSpec", encrypted: bool = False) -> str:
+def extension_for(spec: FormatSpec, encrypted: bool = False) -> str:
     """The conventional extension (without the dot) of a file in format ``spec``."""
     return (ENCRYPTED_PREFIX if encrypted else "") + spec.extension
 
@@ -204,7 +204,7 @@ def saveApplication(app: Application, tag: str | None = None, filename: str | No
     return save(app, filename, spec.name, passphrase=passphrase)
 
 
-def sniff(head: bytes, filename: str) -> "FormatSpec":
+def sniff(head: bytes, filename: str) -> FormatSpec:
     """Recognise a file's format by its first bytes, then by its extension.
 
     The format the extension names is asked first, so that two formats whose
@@ -309,7 +309,7 @@ def _check_tree(app: object, filename: str) -> None:
             stack.append((child, here))
 
 
-def _check_promise(filename: str, named: "FormatSpec | None", kind: str | None, actual: str, how: str) -> None:
+def _check_promise(filename: str, named: FormatSpec | None, kind: str | None, actual: str, how: str) -> None:
     """A file named for a safe format is read by that format only, whatever else it claims."""
     if named is None or not named.safe:
         return
@@ -325,8 +325,15 @@ def _check_promise(filename: str, named: "FormatSpec | None", kind: str | None, 
 # -- what generated .tas files call (public: a .tas file imports them) ------------------
 
 
-def instance(cls: type[_T], state: object = None, *, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
-             listitems: list[object] | None = None, dictitems: list[tuple[object, object]] | None = None) -> _T:
+def instance(
+    cls: type[_T],
+    state: object = None,
+    *,
+    args: tuple[object, ...] = (),
+    kwargs: dict[str, object] | None = None,
+    listitems: list[object] | None = None,
+    dictitems: list[tuple[object, object]] | None = None,
+) -> _T:
     """A new ``cls`` made without calling ``__init__`` (``cls.__new__(cls, *args, **kwargs)``), with ``state``.
 
     ``state`` is restored as pickle restores it: by the object's

@@ -17,9 +17,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from tapster.core._assembly import RECIPE_ATTRIBUTE, Reporter, attach, build_application, make_service, recipe_for
 from tapster.core.errors import PluginError, UnknownPluginError
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     import pluggy
 
     from tapster.core.hookspecs import FormatSpec, ReactorSpec
+    from tapster.core.service import IService
+    from tapster.core.usage import Options
 
 __all__ = [
     "PLUGIN_GROUP",
@@ -66,9 +69,9 @@ class ServiceMaker:
 
     tapname: str
     description: str
-    options: Any
-    makeService: Any
-    module: Any = None
+    options: type[Options]
+    makeService: Callable[[Options], IService]
+    module: object = None  # the module (or object) the entry point names
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ def plugin_rows(entries: dict[str, PluginEntry] | None = None) -> list[tuple[str
 
 
 @lru_cache(maxsize=1)
-def get_plugin_manager() -> "pluggy.PluginManager":
+def get_plugin_manager() -> pluggy.PluginManager:
     """The process-wide pluggy manager with tapster's hookspecs and every hook module."""
     import pluggy
 
@@ -195,8 +198,16 @@ def get_plugin_manager() -> "pluggy.PluginManager":
     return pm
 
 
-def _collect(results: list[list[Any]], kind: str) -> dict[str, Any]:
-    specs: dict[str, Any] = {}
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_Spec = TypeVar("_Spec", bound=_Named)
+
+
+def _collect(results: list[list[_Spec]], kind: str) -> dict[str, _Spec]:
+    specs: dict[str, _Spec] = {}
     # pluggy returns the most recently registered first; built-ins were registered first,
     # so walk in reverse to let built-ins keep their names.
     for batch in reversed(results):
@@ -208,11 +219,11 @@ def _collect(results: list[list[Any]], kind: str) -> dict[str, Any]:
     return specs
 
 
-def reactor_specs() -> dict[str, "ReactorSpec"]:
+def reactor_specs() -> dict[str, ReactorSpec]:
     """Name → ReactorSpec from every ``tapster_reactors`` implementation."""
     return _collect(get_plugin_manager().hook.tapster_reactors(), "reactor")
 
 
-def format_specs() -> dict[str, "FormatSpec"]:
+def format_specs() -> dict[str, FormatSpec]:
     """Name → FormatSpec from every ``tapster_formats`` implementation."""
     return _collect(get_plugin_manager().hook.tapster_formats(), "format")

@@ -30,11 +30,26 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
-from tapster.core._reactor.transport import Transport, attach
+from tapster.core._reactor.transport import attach
 from tapster.core.errors import ConnectionDone, ConnectionLost
 from tapster.core.failure import Failure
+
+if TYPE_CHECKING:
+    import asyncio
+    from typing import Self
+
+    from tapster.core._reactor.transport import Transport
+    from tapster.core.interfaces import IAddress, IConnector, IDelayedCall, IReactorTime, ITransport, IUDPTransport
+
+    # A Protocol *is* an asyncio protocol (it has every callback asyncio calls), without
+    # inheriting from asyncio's classes: that would import asyncio. The type checker is told.
+    _AsyncioProtocol = asyncio.Protocol
+    _AsyncioDatagramProtocol = asyncio.DatagramProtocol
+else:
+    _AsyncioProtocol = _AsyncioDatagramProtocol = object
 
 __all__ = [
     "BaseProtocol",
@@ -66,9 +81,10 @@ class BaseProtocol:
     """What every protocol has: a transport and the moment it was connected."""
 
     connected = 0
-    transport: Any = None
+    #: Set by :meth:`makeConnection`; None before the connection is made (as in Twisted).
+    transport: ITransport | None = None
 
-    def makeConnection(self, transport: Any) -> None:
+    def makeConnection(self, transport: ITransport) -> None:
         """Attach ``transport`` and call :meth:`connectionMade`. Called by the reactor."""
         self.connected = 1
         self.transport = transport
@@ -81,7 +97,7 @@ class BaseProtocol:
         return type(self).__name__
 
 
-class Protocol(BaseProtocol):
+class Protocol(BaseProtocol, _AsyncioProtocol):
     """A stream protocol: override :meth:`dataReceived` and friends.
 
     The asyncio callbacks (``connection_made``, ``data_received``,
@@ -89,14 +105,15 @@ class Protocol(BaseProtocol):
     ``eof_received``) are the adapter; do not override them.
     """
 
-    factory: Any = None
+    #: The factory that built this protocol (set by :meth:`Factory.buildProtocol`).
+    factory: Factory | None = None
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         # The hot path: asyncio/uvloop call data_received, which *is* dataReceived.
         # A class that defines data_received itself (asyncio-native code) keeps it.
         if "data_received" not in cls.__dict__:
-            cls.data_received = cls.dataReceived  # type: ignore[attr-defined]
+            cls.data_received = cls.dataReceived
 
     def dataReceived(self, data: bytes) -> None:
         """Bytes arrived. There is no message framing: ``data`` may be any slice of the stream."""
@@ -106,7 +123,7 @@ class Protocol(BaseProtocol):
 
     # -- asyncio protocol interface ------------------------------------------
 
-    def connection_made(self, transport: Any) -> None:
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         attach(self, transport)
 
     data_received = dataReceived
@@ -122,7 +139,8 @@ class Protocol(BaseProtocol):
         return True
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        transport = self.transport
+        # asyncio calls this only after connection_made, so the transport is attach()'s.
+        transport = cast("Transport | None", self.transport)
         if exc is None and getattr(transport, "_aborted", False):
             exc = ConnectionLost("the connection was aborted locally")
         reason = _reason(exc)
@@ -139,10 +157,10 @@ class Protocol(BaseProtocol):
                 hook(reason)
 
     def pause_writing(self) -> None:
-        self.transport._pause_writing()
+        cast("Transport", self.transport)._pause_writing()
 
     def resume_writing(self) -> None:
-        self.transport._resume_writing()
+        cast("Transport", self.transport)._resume_writing()
 
 
 class Factory:
@@ -152,12 +170,12 @@ class Factory:
     instance gets ``.factory`` pointing back here.
     """
 
-    protocol: Callable[[], Any] | None = None
+    protocol: Callable[[], Protocol] | None = None
     numPorts = 0
     noisy = True
 
     @classmethod
-    def forProtocol(cls, protocol: Callable[[], Any], *args: Any, **kwargs: Any) -> "Factory":
+    def forProtocol(cls, protocol: Callable[[], Protocol], *args: object, **kwargs: object) -> Self:
         """A factory of this class whose ``protocol`` is ``protocol``."""
         factory = cls(*args, **kwargs)
         factory.protocol = protocol
@@ -190,14 +208,14 @@ class Factory:
     def stopFactory(self) -> None:
         """Release what :meth:`startFactory` acquired. Override."""
 
-    def buildProtocol(self, addr: Any) -> Any:
+    def buildProtocol(self, addr: IAddress) -> Protocol | None:
         """A new protocol for a connection from ``addr``; ``None`` refuses the connection."""
         assert self.protocol is not None, f"{type(self).__name__}.protocol is not set"
         p = self.protocol()
         p.factory = self
         return p
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         # How many ports use the factory is a fact about this process, not the application.
         state = self.__dict__.copy()
         state.pop("numPorts", None)
@@ -211,13 +229,13 @@ class ServerFactory(Factory):
 class ClientFactory(Factory):
     """A factory for outgoing connections; told how connection attempts went."""
 
-    def startedConnecting(self, connector: Any) -> None:
+    def startedConnecting(self, connector: IConnector) -> None:
         """A connection attempt has started; ``connector.stopConnecting()`` cancels it."""
 
-    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
         """The connection attempt failed; ``connector.connect()`` would try again."""
 
-    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+    def clientConnectionLost(self, connector: IConnector, reason: Failure) -> None:
         """An established connection was lost; ``connector.connect()`` reconnects."""
 
 
@@ -235,22 +253,23 @@ class ReconnectingClientFactory(ClientFactory):
     delay = initialDelay
     retries = 0
     maxRetries: int | None = None
-    _callID: Any = None
-    connector: Any = None
-    clock: Any = None
+    _callID: IDelayedCall | None = None
+    connector: IConnector | None = None
+    #: What schedules the retries; the shared reactor when None (tests set a Clock).
+    clock: IReactorTime | None = None
     continueTrying = 1
 
-    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
         if self.continueTrying:
             self.connector = connector
             self.retry()
 
-    def clientConnectionLost(self, connector: Any, unused_reason: Failure) -> None:
+    def clientConnectionLost(self, connector: IConnector, unused_reason: Failure) -> None:
         if self.continueTrying:
             self.connector = connector
             self.retry()
 
-    def retry(self, connector: Any = None) -> None:
+    def retry(self, connector: IConnector | None = None) -> None:
         """Schedule the next connection attempt after the current delay."""
         if not self.continueTrying:
             return
@@ -275,7 +294,9 @@ class ReconnectingClientFactory(ClientFactory):
 
         clock = self.clock
         if clock is None:
-            from tapster.core import reactor as clock  # the shared reactor
+            from tapster.core import reactor
+
+            clock = reactor.getReactor()  # the shared reactor
         self._callID = clock.callLater(self.delay, reconnector)
 
     def stopTrying(self) -> None:
@@ -297,27 +318,30 @@ class ReconnectingClientFactory(ClientFactory):
         self._callID = None
         self.continueTrying = 1
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()
         for key in ("connector", "retries", "delay", "continueTrying", "_callID", "clock"):
             state.pop(key, None)
         return state
 
 
-class DatagramProtocol:
+class DatagramProtocol(_AsyncioDatagramProtocol):
     """A UDP (or UNIX datagram) protocol: override :meth:`datagramReceived`.
 
     ``startProtocol`` runs when the port starts listening, ``stopProtocol``
     when it stops. ``self.transport.write(data, addr)`` sends.
     """
 
-    transport: Any = None
+    #: The port's transport while listening, else None.
+    transport: IUDPTransport | None = None
     numPorts = 0
     noisy = True
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        cls.datagram_received = cls.datagramReceived  # type: ignore[attr-defined]
+        # The alias asyncio calls, rebound per subclass as for Protocol.data_received; declared
+        # above with asyncio's argument name, which Twisted's datagramReceived does not share.
+        cls.datagram_received = cls.datagramReceived  # type: ignore[method-assign, assignment]
 
     def logPrefix(self) -> str:
         return type(self).__name__
@@ -341,24 +365,33 @@ class DatagramProtocol:
     def stopProtocol(self) -> None:
         """The port stopped listening."""
 
-    def makeConnection(self, transport: Any) -> None:
+    def makeConnection(self, transport: IUDPTransport) -> None:
         """Attach the datagram transport and start the protocol."""
         assert self.transport is None, "a DatagramProtocol serves one port at a time"
         self.transport = transport
         self.doStart()
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        """A datagram arrived from ``addr`` (a ``(host, port)`` tuple, or a path)."""
+        """A datagram arrived from ``addr`` (a ``(host, port)`` tuple, or a path).
+
+        ``addr`` is ``Any`` as in Twisted, so that an override may say which kind
+        its port delivers (``addr: tuple[str, int]``) without breaking the override rules.
+        """
 
     def connectionRefused(self) -> None:
         """A connected datagram port got ICMP port unreachable."""
 
     # -- asyncio datagram protocol interface ----------------------------------
 
-    def connection_made(self, transport: Any) -> None:  # set by the port instead
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # set by the port instead
         pass
 
-    datagram_received = datagramReceived
+    if TYPE_CHECKING:  # asyncio names the first argument ``data``, Twisted ``datagram``
+
+        def datagram_received(self, data: bytes, addr: Any) -> None: ...
+
+    else:
+        datagram_received = datagramReceived
 
     def error_received(self, exc: BaseException) -> None:
         if isinstance(exc, ConnectionRefusedError):
@@ -369,7 +402,7 @@ class DatagramProtocol:
     def connection_lost(self, exc: BaseException | None) -> None:
         pass
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
         state.pop("transport", None)
         state.pop("numPorts", None)

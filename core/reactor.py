@@ -19,23 +19,59 @@ installed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tapster.core.errors import ReactorAlreadyInstalledError, TapsterError
 
 if TYPE_CHECKING:
-    from tapster.core._reactor.loop import AsyncioReactor
+    import asyncio
+
+    # The reactor's class, named here for annotations outside core (twistd's runner).
+    from tapster.core._reactor.loop import AsyncioReactor as AsyncioReactor
     from tapster.core._reactor.signals import StopSignals as StopSignals
+    from tapster.core.hookspecs import ReactorSpec
 
 __all__ = [
     "install", "installed", "uninstall", "setAside", "restore", "getReactor", "availableReactors",
     "defaultReactorName", "StopSignals",
 ]
 
-_reactor: "AsyncioReactor | None" = None
+_reactor: AsyncioReactor | None = None
+
+if TYPE_CHECKING:
+    # What ``reactor.NAME`` gives through the module's __getattr__: the shared reactor's
+    # attribute, spelled out for a type checker (``reactor.listenTCP(...)`` is checked).
+    def _shared() -> AsyncioReactor: ...
+
+    loop: asyncio.AbstractEventLoop
+    name: str
+    running: bool
+    seconds = _shared().seconds
+    callLater = _shared().callLater
+    getDelayedCalls = _shared().getDelayedCalls
+    callWhenRunning = _shared().callWhenRunning
+    callFromThread = _shared().callFromThread
+    callInThread = _shared().callInThread
+    addSystemEventTrigger = _shared().addSystemEventTrigger
+    removeSystemEventTrigger = _shared().removeSystemEventTrigger
+    fireSystemEvent = _shared().fireSystemEvent
+    run = _shared().run
+    stop = _shared().stop
+    crash = _shared().crash
+    ensureFuture = _shared().ensureFuture
+    listenTCP = _shared().listenTCP
+    listenSSL = _shared().listenSSL
+    listenUNIX = _shared().listenUNIX
+    connectTCP = _shared().connectTCP
+    connectSSL = _shared().connectSSL
+    connectUNIX = _shared().connectUNIX
+    listenUDP = _shared().listenUDP
+    listenMulticast = _shared().listenMulticast
+    listenUNIXDatagram = _shared().listenUNIXDatagram
+    connectUNIXDatagram = _shared().connectUNIXDatagram
 
 
-def availableReactors() -> dict[str, Any]:
+def availableReactors() -> dict[str, ReactorSpec]:
     """Name → ReactorSpec of every reactor the hooks provide (built-in and from plugins)."""
     from tapster.core.plugin import reactor_specs
 
@@ -49,7 +85,7 @@ def defaultReactorName() -> str:
     return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 
-def install(name: str | None = None) -> "AsyncioReactor":
+def install(name: str | None = None) -> AsyncioReactor:
     """Install the shared reactor ``name`` (default: :func:`defaultReactorName`) and return it.
 
     Installing the same reactor again is a no-op; a different one after the
@@ -76,7 +112,7 @@ def installed() -> bool:
     return _reactor is not None
 
 
-def getReactor() -> "AsyncioReactor":
+def getReactor() -> AsyncioReactor:
     """The shared reactor, installing the default one if none is yet."""
     return _reactor if _reactor is not None else install()
 
@@ -94,20 +130,20 @@ def uninstall() -> None:
     _reactor = None
 
 
-def setAside() -> "AsyncioReactor | None":
+def setAside() -> AsyncioReactor | None:
     """Take the installed reactor out of the way (for :func:`restore`) without closing it; tests only."""
     global _reactor
     saved, _reactor = _reactor, None
     return saved
 
 
-def restore(saved: "AsyncioReactor | None") -> None:
+def restore(saved: AsyncioReactor | None) -> None:
     """Put back a reactor :func:`setAside` returned; tests only."""
     global _reactor
     _reactor = saved
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name.startswith("__"):
         raise AttributeError(name)
     if name == "StopSignals":  # the one signal policy, shared with twistd; imported on use

@@ -21,10 +21,13 @@ Everything in a tree pickles: subclasses that hold sockets, tasks or handles
 drop them in ``__getstate__`` and recreate them on start.
 
 The interfaces (:class:`IService`, :class:`IServiceCollection`,
-:class:`IProcess`) are plain ABCs checked by structure, and can be *called*
-the way Twisted code adapts objects: ``IService(application)`` returns the
-application itself when it provides the interface and raises ``TypeError``
-otherwise.
+:class:`IProcess`) are ``typing.Protocol`` classes: a type checker matches them
+by structure, and at run time they can be *called* the way Twisted code adapts
+objects: ``IService(application)`` returns the application itself when it
+provides the interface and raises ``TypeError`` otherwise;
+``IService(obj, default)`` returns ``default`` instead of raising. (A type
+checker does not let a Protocol be called: typed code spells
+``IService(obj, None)`` as ``obj if isinstance(obj, IService) else None``.)
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from __future__ import annotations
 import inspect
 import logging
 from abc import ABCMeta
-from typing import Any, Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
     "IService",
@@ -47,68 +51,125 @@ __all__ = [
 
 _NO_DEFAULT = object()
 _log = logging.getLogger("tapster.service")
+_I = TypeVar("_I", bound=type)
+
+if TYPE_CHECKING:
+    _ProtocolMeta = ABCMeta
+else:
+    _ProtocolMeta = type(Protocol)  # typing's metaclass of Protocol classes, an ABCMeta
 
 
-class _InterfaceMeta(ABCMeta):
-    """ABCs that adapt like zope interfaces: ``IService(obj)`` → ``obj`` or TypeError."""
+class _InterfaceMeta(_ProtocolMeta):
+    """Protocol classes that adapt like zope interfaces: ``IService(obj)`` → ``obj`` or TypeError.
 
+    ``isinstance``/``issubclass`` are ABCMeta's, answered by :func:`_provides`
+    (the class defines every name the interface requires), so they mean the
+    same on every Python version: typing's own runtime protocol check has
+    changed from version to version, and it looks at instance attributes.
+    """
+
+    # Any: an interface returns the object adapted (or the default), a concrete class an instance.
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if "_required" not in vars(cls):  # a concrete class deriving from an interface
             return super().__call__(*args, **kwargs)
         return cls._adapt(*args, **kwargs)
 
-    def _adapt(cls, obj: Any, default: Any = _NO_DEFAULT) -> Any:
+    def _adapt(cls, obj: object, default: object = _NO_DEFAULT) -> object:
         if isinstance(obj, cls):
             return obj
         if default is not _NO_DEFAULT:
             return default
         raise TypeError(f"Could not adapt {obj!r} to {cls.__name__}")
 
+    __instancecheck__ = ABCMeta.__instancecheck__
+    __subclasscheck__ = ABCMeta.__subclasscheck__
 
-class _Interface(metaclass=_InterfaceMeta):
-    """Base of the interfaces: provided by any class that defines every name in ``_required``.
 
-    ``__subclasshook__`` must be a classmethod *on the class*: ABCMeta looks it up
-    on the class, where ``object.__subclasshook__`` would shadow one defined on
-    the metaclass.
+def _provides(cls: type, other: type) -> object:
+    """The structural check: ``other`` defines, at class level, every name ``cls`` requires.
+
+    Returns True or NotImplemented, never False: NotImplemented leaves explicit
+    subclasses and ``register()`` to ABCMeta's usual rules.
+    """
+    required: tuple[str, ...] = vars(cls)["_required"]
+    if all(any(name in vars(base) for base in other.__mro__) for name in required):
+        return True
+    return NotImplemented
+
+
+def _providedBy(*required: str) -> Callable[[_I], _I]:
+    """Make a Protocol class an adapting interface checked by the names in ``required``.
+
+    Set after the class body (not in it) so that ``_required`` is no member of
+    the Protocol for a type checker; the hook must be a classmethod *on the
+    class*, where ABCMeta looks for it (typing sets its own on each Protocol).
     """
 
-    @classmethod
-    def __subclasshook__(cls, other: type) -> Any:
-        required = vars(cls).get("_required")
-        if not required:
-            return NotImplemented
-        if all(any(name in vars(base) for base in other.__mro__) for name in required):
-            return True
-        return NotImplemented
+    def decorate(cls: _I) -> _I:
+        cls._required = required  # type: ignore[attr-defined]  # read by _InterfaceMeta and _provides
+        cls.__subclasshook__ = classmethod(_provides)  # type: ignore[assignment]  # replaces typing's hook
+        return cls
+
+    return decorate
 
 
-class IService(_Interface):
-    """A long-running thing that can be started and stopped, with a name and a parent."""
+@_providedBy("setName", "setServiceParent", "disownServiceParent", "privilegedStartService", "startService",
+             "stopService")
+@runtime_checkable
+class IService(Protocol, metaclass=_InterfaceMeta):
+    """A long-running thing that can be started and stopped, with a name and a parent.
 
-    _required = (
-        "setName",
-        "setServiceParent",
-        "disownServiceParent",
-        "privilegedStartService",
-        "startService",
-        "stopService",
-    )
+    At run time an object provides it when its class defines the six methods;
+    ``name``, ``parent`` and ``running`` are what a type checker also expects.
+    """
+
+    @property
+    def name(self) -> str | None: ...
+
+    @property
+    def parent(self) -> IServiceCollection | None: ...
+
+    @property
+    def running(self) -> int: ...
+
+    def setName(self, name: str) -> None: ...
+
+    def setServiceParent(self, parent: IServiceCollection) -> None: ...
+
+    def disownServiceParent(self) -> Awaitable[object] | None: ...
+
+    def privilegedStartService(self) -> None: ...
+
+    def startService(self) -> None: ...
+
+    def stopService(self) -> Awaitable[object] | None: ...
 
 
-class IServiceCollection(_Interface):
+@_providedBy("getServiceNamed", "addService", "removeService", "__iter__")
+@runtime_checkable
+class IServiceCollection(Protocol, metaclass=_InterfaceMeta):
     """A service that holds other services."""
 
-    _required = ("getServiceNamed", "addService", "removeService", "__iter__")
+    def getServiceNamed(self, name: str) -> IService: ...
+
+    def __iter__(self) -> Iterator[IService]: ...
+
+    def addService(self, service: IService) -> None: ...
+
+    def removeService(self, service: IService) -> Awaitable[object] | None: ...
 
 
-class IProcess(_Interface):
-    """Process-wide settings twistd applies: ``processName``, ``uid``, ``gid``."""
+@_providedBy("processName", "uid", "gid")
+@runtime_checkable
+class IProcess(Protocol, metaclass=_InterfaceMeta):
+    """Process-wide settings twistd applies: ``processName``, ``uid``, ``gid`` (names or numbers)."""
 
-    _required = ("processName", "uid", "gid")
+    processName: str | None
+    uid: int | str | None
+    gid: int | str | None
 
 
-def _gather(results: list[Any], errors: list[Exception]) -> Awaitable[Any] | None:
+def _gather(results: list[Awaitable[object] | None], errors: list[Exception]) -> Awaitable[object] | None:
     """Combine the awaitables among ``results`` into one, or return None if there are none.
 
     ``errors`` are the exceptions children raised synchronously. Every child
@@ -125,7 +186,7 @@ def _gather(results: list[Any], errors: list[Exception]) -> Awaitable[Any] | Non
         return None
     import asyncio
 
-    async def wait_all() -> list[Any]:
+    async def wait_all() -> list[object]:
         outcomes = await asyncio.gather(*pending, return_exceptions=True)
         _raise_first(errors + [o for o in outcomes if isinstance(o, Exception)])
         return outcomes
@@ -148,14 +209,14 @@ class Service:
     """The base service: override ``startService``/``stopService``, call up to the base."""
 
     name: str | None = None
-    parent: "MultiService | None" = None
+    parent: IServiceCollection | None = None
     running = 0
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name is not None else ""
         return f"<{type(self).__name__}{label} {'running' if self.running else 'stopped'}>"
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
         state.pop("running", None)  # a loaded application is not running yet
         return state
@@ -166,11 +227,10 @@ class Service:
             raise RuntimeError("cannot change name when parent exists")
         self.name = name
 
-    def setServiceParent(self, parent: Any) -> Any:
+    def setServiceParent(self, parent: IServiceCollection) -> None:
         """Add this service to ``parent`` (leaving any previous parent first)."""
         if self.parent is not None:
             self.disownServiceParent()
-        parent = IServiceCollection(parent, parent)
         self.parent = parent
         try:
             return parent.addService(self)
@@ -178,7 +238,7 @@ class Service:
             self.parent = None  # not added (a duplicate name): do not point at a parent that lacks us
             raise
 
-    def disownServiceParent(self) -> Any:
+    def disownServiceParent(self) -> Awaitable[object] | None:
         """Leave the parent; returns what its ``removeService`` returned (maybe an awaitable)."""
         if self.parent is None:
             raise RuntimeError(f"{self!r} has no parent to leave")
@@ -192,7 +252,7 @@ class Service:
     def startService(self) -> None:
         self.running = 1
 
-    def stopService(self) -> Awaitable[Any] | None:
+    def stopService(self) -> Awaitable[object] | None:
         """Stop; may return an awaitable when stopping takes time."""
         self.running = 0
         return None
@@ -202,8 +262,8 @@ class MultiService(Service):
     """A service that starts, stops and names a list of child services."""
 
     def __init__(self) -> None:
-        self.services: list[Any] = []
-        self.namedServices: dict[str, Any] = {}
+        self.services: list[IService] = []
+        self.namedServices: dict[str, IService] = {}
         self.parent = None
 
     def privilegedStartService(self) -> None:
@@ -216,7 +276,7 @@ class MultiService(Service):
         for service in self:
             service.startService()
 
-    def stopService(self) -> Awaitable[Any] | None:
+    def stopService(self) -> Awaitable[object] | None:
         """Stop the children in reverse order; an awaitable if any child's stop is asynchronous.
 
         A child whose stop fails does not keep the others running (as with
@@ -225,7 +285,7 @@ class MultiService(Service):
         is raised once every child has been stopped (by the awaitable, if any).
         """
         Service.stopService(self)
-        results = []
+        results: list[Awaitable[object] | None] = []
         errors: list[Exception] = []
         for service in reversed(list(self)):
             try:
@@ -234,17 +294,17 @@ class MultiService(Service):
                 errors.append(e)
         return _gather(results, errors)
 
-    def getServiceNamed(self, name: str) -> Any:
+    def getServiceNamed(self, name: str) -> IService:
         """The child called ``name`` (KeyError if there is none)."""
         return self.namedServices[name]
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[IService]:
         return iter(self.services)
 
     def __len__(self) -> int:
         return len(self.services)
 
-    def addService(self, service: Any) -> None:
+    def addService(self, service: IService) -> None:
         """Add a child; it is started at once if this collection is running."""
         if service.name is not None:
             if service.name in self.namedServices:
@@ -257,7 +317,7 @@ class MultiService(Service):
             service.privilegedStartService()
             service.startService()
 
-    def removeService(self, service: Any) -> Awaitable[Any] | None:
+    def removeService(self, service: IService) -> Awaitable[object] | None:
         """Remove a child; it is stopped if this collection is running."""
         if service.name:
             del self.namedServices[service.name]
@@ -296,7 +356,7 @@ class Application(MultiService, Process):
         self.name = name
         self.processName = name
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()
         for transient in [k for k in state if k.startswith("_v_")]:  # volatile attributes, ZODB-style
             del state[transient]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import ssl as _ssl
-from typing import Any
 
 from tapster.core.errors import TLSContextError
 
@@ -59,7 +58,9 @@ def check_sslmethod(sslmethod: str | None) -> str | None:
         return sslmethod
     known = ", ".join(SSL_METHODS)
     if sslmethod in _INSECURE_METHODS:
-        raise ValueError(f"sslmethod {sslmethod} is not supported: versions before TLS 1.2 are insecure (use one of {known})")
+        raise ValueError(
+            f"sslmethod {sslmethod} is not supported: versions before TLS 1.2 are insecure (use one of {known})"
+        )
     raise ValueError(f"unknown sslmethod {sslmethod!r} (use one of {known})")
 
 
@@ -90,9 +91,13 @@ def _load_pair(ctx: _ssl.SSLContext, certfile: str, keyfile: str) -> None:
     cert = _readable(certfile, "certificate", "certKey")
     key = cert if keyfile == certfile else _readable(keyfile, "private key", "privateKey")
     if b"-----BEGIN CERTIFICATE-----" not in cert:
-        raise TLSContextError(f"TLS certificate file {certfile!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+        raise TLSContextError(
+            f"TLS certificate file {certfile!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        )
     if b"PRIVATE KEY-----" not in key:
-        raise TLSContextError(f"TLS private key file {keyfile!r} holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)")
+        raise TLSContextError(
+            f"TLS private key file {keyfile!r} holds no PEM private key (-----BEGIN ... PRIVATE KEY-----)"
+        )
 
     def no_passphrase() -> bytes:
         # Without a callback OpenSSL would prompt on the terminal of a daemon.
@@ -132,7 +137,7 @@ class _ContextFactory:
         assert self._context is not None
         return self._context
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
         state.pop("_context", None)
         return state
@@ -230,7 +235,9 @@ class ClientContextFactory(_ContextFactory):
             return
         data = _readable(trustRoot, "CA certificates", "trustRoot")
         if b"-----BEGIN CERTIFICATE-----" not in data:
-            raise TLSContextError(f"TLS trust root {trustRoot!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+            raise TLSContextError(
+                f"TLS trust root {trustRoot!r} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+            )
         try:
             ctx.load_verify_locations(cafile=trustRoot)
         except _ssl.SSLError as e:

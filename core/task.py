@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from tapster.core.interfaces import IDelayedCall, IReactorTime
 
 __all__ = ["LoopingCall"]
 
@@ -20,26 +26,26 @@ class LoopingCall:
     the shared reactor unless set (tests set a ``tapster.core.testing.Clock``).
     """
 
-    def __init__(self, f: Callable[..., Any], *a: Any, **kw: Any) -> None:
+    def __init__(self, f: Callable[..., object], *a: object, **kw: object) -> None:
         self.f = f
         self.a = a
         self.kw = kw
-        self.clock: Any = None
+        self.clock: IReactorTime | None = None
         self.running = False
         self.interval: float | None = None
-        self.call: Any = None
+        self.call: IDelayedCall | None = None
         self._start_time = 0.0
         self._scheduled_for: float | None = None  # when the pending (or running) call was due
-        self._done: Any = None
+        self._done: asyncio.Future[LoopingCall] | None = None
 
-    def _clock(self) -> Any:
+    def _clock(self) -> IReactorTime:
         if self.clock is None:
             from tapster.core import reactor
 
             self.clock = reactor.getReactor()
         return self.clock
 
-    def start(self, interval: float, now: bool = True) -> Any:
+    def start(self, interval: float, now: bool = True) -> asyncio.Future[LoopingCall] | None:
         """Start looping; returns a future (when the clock has a loop) completed by :meth:`stop`."""
         if self.running:
             raise RuntimeError("Tried to start an already running LoopingCall.")
@@ -105,7 +111,7 @@ class LoopingCall:
         elif self.running:
             self._schedule_next()
 
-    def _after_awaitable(self, fut: Any) -> None:
+    def _after_awaitable(self, fut: asyncio.Future[object]) -> None:
         if fut.cancelled() or fut.exception() is not None:
             self.running = False
             self._finish(fut.exception() if not fut.cancelled() else None)
@@ -130,15 +136,16 @@ class LoopingCall:
         self._scheduled_for = when
         self.call = clock.callLater(max(0.0, when - now), self)
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
         for key in ("call", "_done", "clock", "running", "_scheduled_for"):
             state.pop(key, None)
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state.pop("f"), *state.pop("a", ()), **state.pop("kw", {}))  # type: ignore[misc]
+    def __setstate__(self, state: dict[str, Any]) -> None:  # Any: the pickled attributes, each its own type
+        self.__init__(state.pop("f"), *state.pop("a", ()), **state.pop("kw", {}))  # type: ignore[misc]  # re-running __init__ rebuilds what was not pickled
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
-        return f"<LoopingCall {getattr(self.f, '__qualname__', self.f)} every {self.interval}s{' running' if self.running else ''}>"
+        name = getattr(self.f, "__qualname__", self.f)
+        return f"<LoopingCall {name} every {self.interval}s{' running' if self.running else ''}>"

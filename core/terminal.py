@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Final, Iterator, Mapping, Sequence, TextIO
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Final, TextIO
 
 from tapster.core.errors import PassphraseError
 
@@ -159,5 +160,5 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers[:-1])]
     print(f"{title}", file=stream)
     for row in rows:
-        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths)]
+        cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=False)]
         print("  " + "  ".join(cells + [row[-1]]).rstrip(), file=stream)

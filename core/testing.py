@@ -30,8 +30,9 @@ This module imports neither asyncio nor socket.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from io import BytesIO
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from tapster.core._reactor.delayedcall import DelayedCall
 from tapster.core.address import IPv4Address, IPv6Address, UNIXAddress
@@ -45,7 +46,22 @@ from tapster.core.errors import (
 from tapster.core.failure import Failure
 
 if TYPE_CHECKING:
+    import ssl
+
     from tapster.core._reactor.loop import AsyncioReactor
+    from tapster.core.interfaces import (
+        IAddress,
+        IConnector,
+        IOpenSSLContextFactory,
+        IProtocolFactory,
+        IPullProducer,
+        IPushProducer,
+        _DatagramAddress,
+    )
+    from tapster.core.protocol import ClientFactory, DatagramProtocol, Protocol
+
+    _Call = tuple[Callable[..., object], tuple[object, ...], dict[str, object]]
+    _ContextFactory = IOpenSSLContextFactory | ssl.SSLContext
 
 __all__ = [
     "StringTransport",
@@ -82,17 +98,18 @@ class StringTransport:
     disconnecting = False
     disconnected = False
     aborted = False
-    producer: Any = None
+    producer: IPushProducer | IPullProducer | None = None
     streaming: bool | None = None
-    hostAddr: Any = None
-    peerAddr: Any = None
+    hostAddr: IAddress | None = None
+    peerAddr: IAddress | None = None
     producerState = "producing"
-    protocol: Any = None
-    connector: Any = None
+    protocol: Protocol | None = None
+    connector: IConnector | None = None
     tcpNoDelay = False
     tcpKeepAlive = False
 
-    def __init__(self, hostAddress: Any = None, peerAddress: Any = None, lenient: bool = False) -> None:
+    def __init__(self, hostAddress: IAddress | None = None, peerAddress: IAddress | None = None,
+                 lenient: bool = False) -> None:
         self.clear()
         if hostAddress is not None:
             self.hostAddr = hostAddress
@@ -130,12 +147,12 @@ class StringTransport:
         self.disconnected = True
         self.loseConnection()
 
-    def getPeer(self) -> Any:
+    def getPeer(self) -> IAddress:
         if self.peerAddr is None:
             return IPv4Address("TCP", "192.168.1.1", 54321)
         return self.peerAddr
 
-    def getHost(self) -> Any:
+    def getHost(self) -> IAddress:
         if self.hostAddr is None:
             return IPv4Address("TCP", "10.0.0.1", 12345)
         return self.hostAddr
@@ -157,7 +174,7 @@ class StringTransport:
 
     # -- IConsumer -----------------------------------------------------------------
 
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
+    def registerProducer(self, producer: IPushProducer | IPullProducer, streaming: bool) -> None:
         if self.producer is not None:
             raise RuntimeError(
                 f"Cannot register producer {producer!r}, because producer {self.producer!r} was never unregistered."
@@ -263,7 +280,7 @@ class Clock:
         # A stable sort: equal times keep the order in which they were scheduled.
         self.calls.sort(key=DelayedCall.getTime)
 
-    def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> DelayedCall:
+    def callLater(self, delay: float, f: Callable[..., object], *args: object, **kw: object) -> DelayedCall:
         """Run ``f(*args, **kw)`` once ``delay`` seconds have been advanced through."""
         if not callable(f):
             raise TypeError(f"callLater() needs a callable, not {f!r}")
@@ -319,7 +336,7 @@ class FakePort:
     :meth:`stopListening` stops it (``doStop``) once.
     """
 
-    def __init__(self, address: Any, factory: Any) -> None:
+    def __init__(self, address: IAddress, factory: IProtocolFactory | DatagramProtocol) -> None:
         self._address = address
         self.factory = factory
         self.listening = False
@@ -336,7 +353,7 @@ class FakePort:
 
     loseConnection = stopListening
 
-    def getHost(self) -> Any:
+    def getHost(self) -> IAddress:
         return self._address
 
     def __repr__(self) -> str:
@@ -351,11 +368,11 @@ class FakeDatagramPort(FakePort):
     ``ttl``, ``loopback``, ``outgoingInterface``.
     """
 
-    def __init__(self, address: Any, protocol: Any) -> None:
+    def __init__(self, address: IAddress, protocol: DatagramProtocol) -> None:
         super().__init__(address, protocol)
         self.protocol = protocol
-        self.written: list[tuple[bytes, Any]] = []
-        self.connectedTo: Any = None
+        self.written: list[tuple[bytes, _DatagramAddress | None]] = []
+        self.connectedTo: _DatagramAddress | None = None
         self.broadcastAllowed = False
         self.groups: list[tuple[str, str]] = []
         self.ttl = 1
@@ -367,15 +384,15 @@ class FakeDatagramPort(FakePort):
             self.listening = True
             self.protocol.makeConnection(self)  # attaches the transport and runs doStart
 
-    def write(self, datagram: bytes, addr: Any = None) -> None:
+    def write(self, datagram: bytes, addr: _DatagramAddress | None = None) -> None:
         if isinstance(datagram, str):
             raise TypeError("datagrams are bytes, not str")
         self.written.append((datagram, addr if addr is not None else self.connectedTo))
 
-    def writeSequence(self, seq: Iterable[bytes], addr: Any = None) -> None:
+    def writeSequence(self, seq: Iterable[bytes], addr: _DatagramAddress | None = None) -> None:
         self.write(b"".join(seq), addr)
 
-    def connect(self, host: Any, port: Any = None) -> None:
+    def connect(self, host: str, port: int | None = None) -> None:
         self.connectedTo = host if port is None else (host, port)
 
     def getBroadcastAllowed(self) -> bool:
@@ -420,7 +437,7 @@ class FakeConnector:
     :meth:`connectionFailed` and :meth:`connectionLost`.
     """
 
-    def __init__(self, factory: Any, destination: Any) -> None:
+    def __init__(self, factory: ClientFactory, destination: IAddress) -> None:
         self.factory = factory
         self._destination = destination
         self.state = "disconnected"
@@ -429,7 +446,7 @@ class FakeConnector:
         self.disconnected = False
         self.connectAttempts = 0
 
-    def getDestination(self) -> Any:
+    def getDestination(self) -> IAddress:
         return self._destination
 
     def connect(self) -> None:
@@ -459,7 +476,7 @@ class FakeConnector:
 
     # -- for tests: play the network ----------------------------------------
 
-    def buildProtocol(self, addr: Any = None) -> Any:
+    def buildProtocol(self, addr: IAddress | None = None) -> Protocol | None:
         """The attempt succeeded: build the protocol from the factory for ``addr``."""
         self.state = "connected"
         return self.factory.buildProtocol(addr if addr is not None else self._destination)
@@ -511,18 +528,19 @@ class MemoryReactor:
         self.hasRun = False
         self.hasStopped = False
         self.hasCrashed = False
-        self.whenRunningHooks: list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]] = []
-        self.triggers: dict[str, dict[str, list[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]]]] = {}
-        self.tcpServers: list[tuple[Any, ...]] = []
-        self.tcpClients: list[tuple[Any, ...]] = []
-        self.sslServers: list[tuple[Any, ...]] = []
-        self.sslClients: list[tuple[Any, ...]] = []
-        self.unixServers: list[tuple[Any, ...]] = []
-        self.unixClients: list[tuple[Any, ...]] = []
-        self.udpServers: list[tuple[Any, ...]] = []
-        self.multicastServers: list[tuple[Any, ...]] = []
-        self.unixDatagramServers: list[tuple[Any, ...]] = []
-        self.unixDatagramClients: list[tuple[Any, ...]] = []
+        self.whenRunningHooks: list[_Call] = []
+        self.triggers: dict[str, dict[str, list[_Call]]] = {}
+        # (port, factory, backlog, interface) and so on: each listen*/connect* call's arguments.
+        self.tcpServers: list[tuple[int, IProtocolFactory, int, str]] = []
+        self.tcpClients: list[tuple[str, int, ClientFactory, float, tuple[str, int] | None]] = []
+        self.sslServers: list[tuple[int, IProtocolFactory, _ContextFactory, int, str]] = []
+        self.sslClients: list[tuple[str, int, ClientFactory, _ContextFactory, float, tuple[str, int] | None]] = []
+        self.unixServers: list[tuple[str, IProtocolFactory, int, int, bool]] = []
+        self.unixClients: list[tuple[str, ClientFactory, float, bool]] = []
+        self.udpServers: list[tuple[int, DatagramProtocol, str, int]] = []
+        self.multicastServers: list[tuple[int, DatagramProtocol, str, int, bool]] = []
+        self.unixDatagramServers: list[tuple[str, DatagramProtocol, int, int]] = []
+        self.unixDatagramClients: list[tuple[str, DatagramProtocol, int, int, str | None]] = []
         self.connectors: list[FakeConnector] = []
 
     def install(self) -> None:
@@ -530,7 +548,7 @@ class MemoryReactor:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def callWhenRunning(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+    def callWhenRunning(self, f: Callable[..., object], *args: object, **kw: object) -> None:
         """Call ``f`` when :meth:`run` is called, or now if already running."""
         if self.running:
             f(*args, **kw)
@@ -538,8 +556,8 @@ class MemoryReactor:
             self.whenRunningHooks.append((f, args, kw))
 
     def addSystemEventTrigger(
-        self, phase: str, eventType: str, f: Callable[..., Any], *args: Any, **kw: Any
-    ) -> tuple[str, str, tuple[Any, ...]]:
+        self, phase: str, eventType: str, f: Callable[..., object], *args: object, **kw: object
+    ) -> tuple[str, str, _Call]:
         """Record a trigger; returns the id :meth:`removeSystemEventTrigger` takes."""
         if phase not in ("before", "during", "after"):
             raise KeyError(f"invalid trigger phase {phase!r}: use 'before', 'during' or 'after'")
@@ -547,7 +565,7 @@ class MemoryReactor:
         self.triggers.setdefault(phase, {}).setdefault(eventType, []).append(entry)
         return (phase, eventType, entry)
 
-    def removeSystemEventTrigger(self, triggerID: tuple[str, str, tuple[Any, ...]]) -> None:
+    def removeSystemEventTrigger(self, triggerID: tuple[str, str, _Call]) -> None:
         try:
             phase, eventType, entry = triggerID
             entries = self.triggers[phase][eventType]
@@ -591,29 +609,31 @@ class MemoryReactor:
 
     # -- streams ---------------------------------------------------------------
 
-    def _listen(self, address: Any, factory: Any) -> FakePort:
+    def _listen(self, address: IAddress, factory: IProtocolFactory) -> FakePort:
         port = FakePort(address, factory)
         port.startListening()
         return port
 
-    def _connect(self, factory: Any, destination: Any) -> FakeConnector:
+    def _connect(self, factory: ClientFactory, destination: IAddress) -> FakeConnector:
         connector = FakeConnector(factory, destination)
         self.connectors.append(connector)
         connector.connect()
         return connector
 
-    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> FakePort:
+    def listenTCP(self, port: int, factory: IProtocolFactory, backlog: int = 50, interface: str = "") -> FakePort:
         self.tcpServers.append((port, factory, backlog, interface))
         return self._listen(_ip_address("TCP", interface, port), factory)
 
     def connectTCP(
-        self, host: str, port: int, factory: Any, timeout: float = 30, bindAddress: Any = None
+        self, host: str, port: int, factory: ClientFactory, timeout: float = 30,
+        bindAddress: tuple[str, int] | None = None,
     ) -> FakeConnector:
         self.tcpClients.append((host, port, factory, timeout, bindAddress))
         return self._connect(factory, _ip_address("TCP", host, port))
 
     def listenSSL(
-        self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = ""
+        self, port: int, factory: IProtocolFactory, contextFactory: _ContextFactory, backlog: int = 50,
+        interface: str = "",
     ) -> FakePort:
         self.sslServers.append((port, factory, contextFactory, backlog, interface))
         return self._listen(_ip_address("TCP", interface, port), factory)
@@ -622,33 +642,34 @@ class MemoryReactor:
         self,
         host: str,
         port: int,
-        factory: Any,
-        contextFactory: Any,
+        factory: ClientFactory,
+        contextFactory: _ContextFactory,
         timeout: float = 30,
-        bindAddress: Any = None,
+        bindAddress: tuple[str, int] | None = None,
     ) -> FakeConnector:
         self.sslClients.append((host, port, factory, contextFactory, timeout, bindAddress))
         return self._connect(factory, _ip_address("TCP", host, port))
 
     def listenUNIX(
-        self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: bool = False
+        self, address: str, factory: IProtocolFactory, backlog: int = 50, mode: int = 0o666, wantPID: bool = False
     ) -> FakePort:
         self.unixServers.append((address, factory, backlog, mode, wantPID))
         return self._listen(UNIXAddress(address), factory)
 
-    def connectUNIX(self, address: str, factory: Any, timeout: float = 30, checkPID: bool = False) -> FakeConnector:
+    def connectUNIX(self, address: str, factory: ClientFactory, timeout: float = 30,
+                    checkPID: bool = False) -> FakeConnector:
         self.unixClients.append((address, factory, timeout, checkPID))
         return self._connect(factory, UNIXAddress(address))
 
     # -- datagrams -------------------------------------------------------------
 
-    def _listenDatagram(self, address: Any, protocol: Any) -> FakeDatagramPort:
+    def _listenDatagram(self, address: IAddress, protocol: DatagramProtocol) -> FakeDatagramPort:
         port = FakeDatagramPort(address, protocol)
         port.startListening()
         return port
 
     def listenUDP(
-        self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192
+        self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192
     ) -> FakeDatagramPort:
         self.udpServers.append((port, protocol, interface, maxPacketSize))
         return self._listenDatagram(_ip_address("UDP", interface, port), protocol)
@@ -656,7 +677,7 @@ class MemoryReactor:
     def listenMulticast(
         self,
         port: int,
-        protocol: Any,
+        protocol: DatagramProtocol,
         interface: str = "",
         maxPacketSize: int = 8192,
         listenMultiple: bool = False,
@@ -665,7 +686,7 @@ class MemoryReactor:
         return self._listenDatagram(_ip_address("UDP", interface, port), protocol)
 
     def listenUNIXDatagram(
-        self, address: str, protocol: Any, maxPacketSize: int = 8192, mode: int = 0o666
+        self, address: str, protocol: DatagramProtocol, maxPacketSize: int = 8192, mode: int = 0o666
     ) -> FakeDatagramPort:
         self.unixDatagramServers.append((address, protocol, maxPacketSize, mode))
         return self._listenDatagram(UNIXAddress(address), protocol)
@@ -673,10 +694,10 @@ class MemoryReactor:
     def connectUNIXDatagram(
         self,
         address: str,
-        protocol: Any,
+        protocol: DatagramProtocol,
         maxPacketSize: int = 8192,
         mode: int = 0o666,
-        bindAddress: Any = None,
+        bindAddress: str | None = None,
     ) -> FakeDatagramPort:
         self.unixDatagramClients.append((address, protocol, maxPacketSize, mode, bindAddress))
         port = FakeDatagramPort(UNIXAddress(bindAddress), protocol)
@@ -697,7 +718,7 @@ class MemoryReactorClock(MemoryReactor, Clock):
 
 
 @contextlib.contextmanager
-def freshReactor(name: str | None = None) -> Iterator["AsyncioReactor"]:
+def freshReactor(name: str | None = None) -> Iterator[AsyncioReactor]:
     """Install a new shared reactor (``name``, default the default one) for the ``with`` block.
 
     Whatever reactor was installed before is set aside and put back

@@ -42,7 +42,26 @@ from tapster.core.errors import UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing typing costs ~10 ms at start-up
     from collections.abc import Callable, Sequence
-    from typing import Any, NoReturn
+    from typing import Any, NoReturn, Protocol, TypedDict, Unpack
+
+    class _ParentCommand(Protocol):
+        """What a sub-command's Options asks of its ``parent``: an Options, or mktap's stand-in."""
+
+        @property
+        def subCommand(self) -> str | None: ...
+
+        def getSynopsis(self) -> str: ...
+
+        def _commandName(self) -> str: ...
+
+    class _CompleterKeywords(TypedDict, total=False):
+        descr: str | None
+        repeat: bool
+
+    # The values are the options', of as many types as there are options: Any, as in Twisted.
+    _OptionsBase = dict[str, Any]
+else:
+    _OptionsBase = dict
 
 __all__ = [
     "UsageError",
@@ -94,7 +113,7 @@ def portCoerce(value: str) -> int:
 
 
 _PORT_RULE = "Must be an int between 0 and 65535."
-portCoerce.coerceDoc = _PORT_RULE  # type: ignore[attr-defined]
+portCoerce.coerceDoc = _PORT_RULE  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
 def _coerceFailure(name: str, value: object, coerce: object, exc: Exception) -> UsageError:
@@ -122,7 +141,7 @@ class CoerceParameter:
     shown in ``--help``.
     """
 
-    def __init__(self, options: Options, coerce: Callable[[str], Any]) -> None:
+    def __init__(self, options: Options, coerce: Callable[[str], object]) -> None:
         self.options = options
         self.coerce = coerce
         self.doc: str = getattr(coerce, "coerceDoc", "")
@@ -137,7 +156,7 @@ class CoerceParameter:
         self.options.opts[parameterName] = coerced
 
 
-def _arity(func: Any) -> tuple[int, int | None, tuple[str, ...]] | None:
+def _arity(func: object) -> tuple[int, int | None, tuple[str, ...]] | None:
     """(minimum, maximum or None, names) of positional arguments ``func`` accepts, self excluded.
 
     Read from the code object rather than ``inspect.signature``: importing
@@ -152,12 +171,12 @@ def _arity(func: Any) -> tuple[int, int | None, tuple[str, ...]] | None:
     if hasattr(func, "__self__"):  # bound method: the instance fills the first slot
         count -= 1
         names = names[1:]
-    required = count - len(target.__defaults__ or ())
+    required = count - len(getattr(target, "__defaults__", None) or ())
     varargs = bool(code.co_flags & 0x04)  # CO_VARARGS
     return max(required, 0), (None if varargs else count), names
 
 
-def flagFunction(method: Callable[..., Any], name: str | None = None) -> bool:
+def flagFunction(method: Callable[..., object], name: str | None = None) -> bool:
     """True if the ``opt_*`` method takes no value (a flag), False if it takes one (a parameter)."""
     arity = _arity(method)
     if arity is None:
@@ -182,7 +201,19 @@ class OptionSpec:
     :meth:`Options.lookupOption` and :meth:`Options.scanArguments`.
     """
 
-    __slots__ = ("key", "long", "short", "takesArg", "kind", "doc", "default", "coerce", "method", "aliases", "declared")
+    __slots__ = (
+        "key",
+        "long",
+        "short",
+        "takesArg",
+        "kind",
+        "doc",
+        "default",
+        "coerce",
+        "method",
+        "aliases",
+        "declared",
+    )
 
     def __init__(
         self,
@@ -192,8 +223,8 @@ class OptionSpec:
         takesArg: bool,
         kind: str,
         doc: str | None = None,
-        default: Any = None,
-        coerce: Callable[[str], Any] | None = None,
+        default: object = None,
+        coerce: Callable[[str], object] | None = None,
         method: str | None = None,
     ) -> None:
         self.key = key  # the dict key for flags and parameters
@@ -222,7 +253,7 @@ class OptionSpec:
         return self.long or self.short or self.key
 
 
-def _entries(klass: type, attr: str, size: int) -> list[list[Any]]:
+def _entries(klass: type, attr: str, size: int) -> list[list[Any]]:  # Any: a row mixes names, docs, defaults
     """The ``optFlags``/``optParameters`` rows a class defines itself, padded to ``size`` with None."""
     rows = []
     for entry in klass.__dict__.get(attr) or ():
@@ -239,7 +270,7 @@ def _entries(klass: type, attr: str, size: int) -> list[list[Any]]:
     return rows
 
 
-class Options(dict):  # type: ignore[type-arg]
+class Options(_OptionsBase):
     """Parses a command line into itself, a dict of option values; subclass it to declare options.
 
     Declarations (all gathered from every class in the hierarchy, base first):
@@ -263,11 +294,23 @@ class Options(dict):  # type: ignore[type-arg]
     remaining arguments otherwise; ``postOptions()`` ran last.
     """
 
-    parent: Options | None = None
+    # Declarations a subclass may make (annotations only: nothing is set here, and the
+    # parser reads each class's own). Rows mix names, docs, defaults and callables: Any.
+    optFlags: Sequence[Sequence[Any]]
+    optParameters: Sequence[Sequence[Any]]
+    subCommands: Sequence[Sequence[Any]]
+    synopsis: str
+    longdesc: str
+    docs: dict[str, str | None]  # a subclass's overrides; after __init__, every option's help
+    version: str
+
+    parent: _ParentCommand | None = None
     subCommand: str | None = None
     defaultSubCommand: str | None = None
     compData: Completions | None = None
     programName: str | None = None
+    #: After parseOptions, when a sub-command was given: its parsed Options.
+    subOptions: Options
 
     def __init__(self) -> None:
         super().__init__()
@@ -278,7 +321,7 @@ class Options(dict):  # type: ignore[type-arg]
                 self[spec.key] = spec.default
 
     # Twisted makes Options hashable by identity so that a config can key a dict.
-    __hash__ = object.__hash__  # type: ignore[assignment]
+    __hash__ = object.__hash__  # type: ignore[assignment]  # dict declares __hash__ None, on purpose
 
     # ----------------------------------------------------------------- tables
 
@@ -299,7 +342,7 @@ class Options(dict):  # type: ignore[type-arg]
             for attr in klass.__dict__:
                 if attr.startswith("opt_") and len(attr) > 4 and attr[4:] not in names:
                     names.append(attr[4:])
-        groups: dict[Any, list[str]] = {}
+        groups: dict[object, list[str]] = {}  # the function behind each opt_ method → its names
         for name in names:
             method = getattr(self, "opt_" + name, None)
             if callable(method):  # ``opt_foo = None`` in a subclass removes --foo
@@ -373,14 +416,15 @@ class Options(dict):  # type: ignore[type-arg]
 
     _DERIVED = ("_specs", "_long", "_short", "defaults", "docs", "synonyms", "longOpt", "shortOpt")
 
-    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+    def __reduce_ex__(self, protocol: object) -> tuple[object, ...]:
         # Always the protocol-2 shape, even for protocols 0 and 1 (whose default
         # skips __setstate__ when the state is empty, leaving no parse tables).
         import copyreg
 
-        return copyreg.__newobj__, (type(self),), self.__getstate__(), None, iter(self.items())
+        newobj = copyreg.__newobj__  # type: ignore[attr-defined]  # pickle's NEWOBJ helper; typeshed omits it
+        return newobj, (type(self),), self.__getstate__(), None, iter(self.items())
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = dict(self.__dict__)
         for name in self._DERIVED:
             state.pop(name, None)
@@ -388,7 +432,7 @@ class Options(dict):  # type: ignore[type-arg]
             del state["opts"]  # restored as self: a copy must not alias the original
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         if "opts" not in state:
             self.opts = self
@@ -407,9 +451,10 @@ class Options(dict):  # type: ignore[type-arg]
             self._dispatchOption(spec, value, spelled)
 
         subCommands = getattr(self, "subCommands", None)
-        if subCommands and (rest or self.defaultSubCommand is not None):
-            if not rest:
-                rest = [self.defaultSubCommand]  # type: ignore[list-item]
+        default = self.defaultSubCommand
+        if subCommands and (rest or default is not None):
+            if not rest and default is not None:
+                rest = [default]
             sub, subArgs = rest[0], rest[1:]
             for entry in subCommands:
                 name, short, parserClass = (list(entry) + [None] * 4)[:3]
@@ -459,9 +504,10 @@ class Options(dict):  # type: ignore[type-arg]
             else:
                 for j in range(1, len(arg)):
                     letter = arg[j]
-                    spec = self._short.get(letter)  # type: ignore[assignment]
-                    if spec is None:
+                    short = self._short.get(letter)
+                    if short is None:
                         raise UsageError(f"option -{letter} not recognized (run with --help to list the options)")
+                    spec = short
                     if not spec.takesArg:
                         found.append((spec, None, f"-{letter}"))
                         continue
@@ -502,7 +548,8 @@ class Options(dict):  # type: ignore[type-arg]
         elif spec.kind == "param":
             CoerceParameter(self, spec.coerce or str).dispatch(spec.key, value)
         else:
-            method = getattr(self, "opt_" + spec.method)  # type: ignore[operator]
+            assert spec.method is not None  # every "method" spec names its opt_ method
+            method = getattr(self, "opt_" + spec.method)
             if not spec.takesArg:
                 method()
                 return
@@ -511,7 +558,7 @@ class Options(dict):  # type: ignore[type-arg]
             except ValueError as exc:  # an opt_ method rejecting its value is a usage error
                 raise UsageError(f"invalid value for {spelled}: {value!r}: {exc}") from exc
 
-    def _unknownCommand(self, sub: str, subCommands: Sequence[Sequence[Any]]) -> str:
+    def _unknownCommand(self, sub: str, subCommands: Sequence[Sequence[Any]]) -> str:  # Any: rows as in _entries
         names = [entry[0] for entry in subCommands]
         import difflib
 
@@ -600,7 +647,7 @@ class Options(dict):  # type: ignore[type-arg]
 
     def getUsage(self, width: int | None = None) -> str:
         """The help text: every option with its doc, coerce rule and default, ``longdesc``, commands."""
-        chosen = getattr(self, "subOptions", None)
+        chosen: Options | None = getattr(self, "subOptions", None)
         if chosen is not None:  # as Twisted: once a command is chosen, its help is the relevant one
             return chosen.getUsage(width=width)
         if not width:
@@ -754,7 +801,7 @@ class Completer:
 class CompleteFiles(Completer):
     """File names matching ``globPattern`` (directories are offered too, to walk into)."""
 
-    def __init__(self, globPattern: str = "*", **kw: Any) -> None:
+    def __init__(self, globPattern: str = "*", **kw: Unpack[_CompleterKeywords]) -> None:
         super().__init__(**kw)
         self._globPattern = globPattern
 
@@ -770,7 +817,7 @@ class CompleteDirs(Completer):
 class CompleteList(Completer):
     """One word from a fixed list."""
 
-    def __init__(self, items: Sequence[str], **kw: Any) -> None:
+    def __init__(self, items: Sequence[str], **kw: Unpack[_CompleterKeywords]) -> None:
         super().__init__(**kw)
         self._items = [str(item) for item in items]
 
@@ -778,7 +825,7 @@ class CompleteList(Completer):
 class CompleteMultiList(Completer):
     """Several comma-separated words from a fixed list."""
 
-    def __init__(self, items: Sequence[str], **kw: Any) -> None:
+    def __init__(self, items: Sequence[str], **kw: Unpack[_CompleterKeywords]) -> None:
         super().__init__(**kw)
         self._items = [str(item) for item in items]
 

@@ -8,6 +8,6 @@ import sys
 if sys.path and sys.path[0] in ("", os.getcwd()):
     del sys.path[0]
 
-from tapster.mktap.cli import run  # noqa: E402 - after the sys.path fix, on purpose
+from tapster.mktap.cli import run  # after the sys.path fix, on purpose
 
 run()

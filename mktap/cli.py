@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from tapster.core import usage
 from tapster.core.errors import PluginError, TapsterError, UnknownPluginError

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 from tapster.core import usage
 from tapster.core.terminal import ExitStatus, exit_status_help
@@ -30,7 +34,7 @@ def _id(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-_id.coerceDoc = "A name or a number."  # type: ignore[attr-defined]
+_id.coerceDoc = "A name or a number."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
 class MkTapOptions(usage.Options):
@@ -66,10 +70,10 @@ class MkTapOptions(usage.Options):
         ["gid", "g", None, "Group to run as (name or number).", _id],
     ]
 
-    def opt_help(self) -> None:
+    def opt_help(self) -> NoReturn:
         """Display this help, with the list of installed plugins, and exit."""
-        from tapster.core.terminal import print_table
         from tapster.core.plugin import plugin_rows
+        from tapster.core.terminal import print_table
 
         print(str(self), file=sys.stdout)
         rows = plugin_rows()
@@ -86,7 +90,9 @@ class MkTapOptions(usage.Options):
         chosen = [value for value in (self["type"], "xml" if self["xml"] else None,
                                       "source" if self["source"] else None) if value]
         if len(set(chosen)) > 1:
-            raise usage.UsageError(f"choose one format: --type, -x/--xml and -s/--source ask for {' and '.join(chosen)}")
+            raise usage.UsageError(
+                f"choose one format: --type, -x/--xml and -s/--source ask for {' and '.join(chosen)}"
+            )
         self["type"] = chosen[0] if chosen else None
         if self["type"] is not None:
             from tapster.core.plugin import format_specs

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from tapster.core import usage
 from tapster.core.errors import TapsterError
@@ -55,9 +56,18 @@ class ConvertOptions(usage.Options):
         ["in", "i", None, "The application file to read (any format, encrypted or not)."],
         ["out", "o", None, "The file to write (atomically; it may be IN itself)."],
         ["typein", "f", None, "Format of IN when its content cannot tell (default: recognised)."],
-        ["typeout", "t", None, "Format of OUT: pickle, xml, source or yaml (default: OUT's extension, else IN's format)."],
-        ["passphrase-file", None, None,
-         "Read the passphrase from the first line of FILE instead of asking; used for IN and OUT."],
+        [
+            "typeout",
+            "t",
+            None,
+            "Format of OUT: pickle, xml, source or yaml (default: OUT's extension, else IN's format).",
+        ],
+        [
+            "passphrase-file",
+            None,
+            None,
+            "Read the passphrase from the first line of FILE instead of asking; used for IN and OUT.",
+        ],
     ]
     optFlags = [
         ["encrypt", "e", "Encrypt OUT (a new passphrase is asked twice, unless --passphrase-file)."],
@@ -76,7 +86,9 @@ class ConvertOptions(usage.Options):
         formats = format_specs()
         for key in ("typein", "typeout"):
             if self[key] is not None and self[key] not in formats:
-                raise usage.UsageError(f"unknown format {self[key]!r} for --{key}: choose one of {', '.join(sorted(formats))}")
+                raise usage.UsageError(
+                    f"unknown format {self[key]!r} for --{key}: choose one of {', '.join(sorted(formats))}"
+                )
 
 
 def _say(message: str) -> None:

@@ -15,4 +15,4 @@ def endpoint(value: str) -> str:
     return value
 
 
-endpoint.coerceDoc = "A port number or an endpoint such as tcp:8007:interface=127.0.0.1 or unix:/run/x.sock."  # type: ignore[attr-defined]
+endpoint.coerceDoc = "A port number or an endpoint such as tcp:8007:interface=127.0.0.1 or unix:/run/x.sock."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows

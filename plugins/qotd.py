@@ -89,7 +89,7 @@ class Options(usage.Options):
                 quoter.load()
             except (OSError, ValueError) as e:
                 reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-                raise usage.UsageError(f"--fortune {name}: {reason}")
+                raise usage.UsageError(f"--fortune {name}: {reason}") from e
 
 
 def makeService(config: usage.Options) -> Service:

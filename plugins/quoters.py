@@ -7,7 +7,7 @@ applications, so they hold file names and settings, never open files.
 from __future__ import annotations
 
 import random
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["StaticQuoter", "FortuneQuoter", "parse_fortunes", "DEFAULT_QUOTE"]
 
@@ -67,13 +67,13 @@ class FortuneQuoter:
     def getQuote(self) -> str:
         if self._quotes is None:
             self.load()
-        return random.choice(self._quotes)  # type: ignore[arg-type]
+        return random.choice(self._quotes)  # type: ignore[arg-type]  # load() has set it
 
     def __getstate__(self) -> dict[str, object]:
         return {"filenames": self.filenames}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.filenames = list(state["filenames"])  # type: ignore[call-overload]
+        self.filenames = list(state["filenames"])  # type: ignore[call-overload]  # the list __getstate__ saved
         self._quotes = None
 
     def __repr__(self) -> str:

@@ -23,7 +23,19 @@ from tapster.core.errors import TapsterError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing and traceback cost ~6 ms on the --help path
-    from typing import Any, Sequence
+    from collections.abc import Sequence
+    from typing import TypedDict
+
+    from tapster.core.service import Application, IService
+    from tapster.twistd.daemon import StatusPipe
+    from tapster.twistd.logsetup import LogSettings
+    from tapster.twistd.options import ServerOptions
+    from tapster.twistd.privileges import Ids
+
+    #: What _prepare found out before forking.
+    class _Prepared(TypedDict):
+        ids: Ids
+        reactor: str
 
 __all__ = ["main", "run"]
 
@@ -84,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitStatus.ERROR
 
 
-def _run(config: Any) -> int:
+def _run(config: ServerOptions) -> int:
     """Control commands, or load then (as a daemon, after forking) serve."""
     import logging
     import os
@@ -119,7 +131,7 @@ def _run(config: Any) -> int:
         return 1
 
 
-def _importable_beside(config: Any, rundir: str) -> None:
+def _importable_beside(config: ServerOptions, rundir: str) -> None:
     """Let the application import modules from the run directory, as Twisted does, but never shadow.
 
     For a ``.tac`` (and a pickle or source file, which name classes by module)
@@ -135,7 +147,9 @@ def _importable_beside(config: Any, rundir: str) -> None:
 
     if config.plugin:
         return
-    path, kind = config.source
+    source = config.source
+    assert source is not None  # postOptions insists on a file or a plugin
+    path, kind = source
     if kind != "python" and not persist.runs_code(path, kind):
         return
     places = [rundir]
@@ -146,13 +160,13 @@ def _importable_beside(config: Any, rundir: str) -> None:
             sys.path.append(place)
 
 
-def _load(config: Any) -> tuple[Any, str]:
+def _load(config: ServerOptions) -> tuple[IService, str]:
     from tapster.twistd.loading import load_application
 
     return load_application(config)
 
 
-def _prepare(config: Any, application: Any) -> dict[str, Any]:
+def _prepare(config: ServerOptions, application: IService) -> _Prepared:
     """What can still fail cheaply before forking: user and group names, the reactor's name."""
     from tapster.core.reactor import availableReactors, defaultReactorName
     from tapster.twistd.privileges import resolve_ids
@@ -171,7 +185,7 @@ def _prepare(config: Any, application: Any) -> dict[str, Any]:
     return {"ids": ids, "reactor": reactor}
 
 
-def _log_settings(config: Any) -> Any:
+def _log_settings(config: ServerOptions) -> LogSettings:
     import logging
 
     from tapster.twistd.logsetup import LogSettings
@@ -189,7 +203,7 @@ def _log_settings(config: Any) -> Any:
     )
 
 
-def _serve(config: Any, application: Any, source: str, prepared: dict[str, Any], status: Any) -> int:
+def _serve(config: ServerOptions, application: IService, source: str, prepared: _Prepared, status: StatusPipe) -> int:
     import functools
 
     from tapster.core import reactor as shared
@@ -199,11 +213,14 @@ def _serve(config: Any, application: Any, source: str, prepared: dict[str, Any],
     from tapster.twistd.pidfile import NullPidFile, PidFile
     from tapster.twistd.runner import Runner
 
-    if not config["originalname"]:
-        environment.set_process_title(getattr(application, "processName", None) or application.name)
+    title = getattr(application, "processName", None) or application.name
+    if not config["originalname"] and title is not None:  # a nameless root (a .tac's) keeps the name
+        environment.set_process_title(title)
     settings = _log_settings(config)
     if config["chroot"]:
-        extra = ("rich.console", "rich.logging") if settings.logfile == "-" and sys.stdout.isatty() else ()
+        extra: tuple[str, ...] = (
+            ("rich.console", "rich.logging") if settings.logfile == "-" and sys.stdout.isatty() else ()
+        )
         if config["profile"]:
             extra += ("cProfile", "profile", "pstats")
         environment.prepare_for_chroot(prepared["reactor"], extra)
@@ -243,14 +260,17 @@ def _serve(config: Any, application: Any, source: str, prepared: dict[str, Any],
         stop_spew()
 
 
-def _rehearse_save(application: Any) -> None:
+def _rehearse_save(application: IService) -> None:
     """Serialize once in memory before a chroot, so that the shutdown save finds every module it imports."""
     import logging
+    from typing import cast
 
     from tapster.core import persist
 
     try:
-        persist.dumps(application, getattr(application, "persistStyle", None) or persist.DEFAULT_FORMAT,
+        # What twistd saves is an Application (a .tac and a plugin run directly imply --no_save).
+        persist.dumps(cast("Application", application),
+                      getattr(application, "persistStyle", None) or persist.DEFAULT_FORMAT,
                       getattr(application, persist.PASSPHRASE_ATTRIBUTE, None))
     except Exception as e:  # noqa: BLE001 - the real save at shutdown reports it
         logging.getLogger("tapster.twistd").debug("rehearsing the shutdown save failed: %s", e)

@@ -9,8 +9,13 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import cProfile
+    import profile
 
 __all__ = ["run_profiled", "start_spew", "stop_spew", "post_mortem_available", "post_mortem"]
 
@@ -24,10 +29,11 @@ def run_profiled(func: Callable[[], T], path: str, profiler: str = "cprofile", s
 
     The report is written even when ``func`` raises, so a crash is profiled too.
     """
+    prof: profile.Profile | cProfile.Profile
     if profiler == "profile":
         import profile
 
-        prof: Any = profile.Profile()
+        prof = profile.Profile()
     else:
         import cProfile
 
@@ -60,7 +66,7 @@ class _Spewer:
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
 
-    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
+    def __call__(self, frame: FrameType, event: str, arg: object) -> None:
         if event == "call":
             module = frame.f_globals.get("__name__") or "?"  # None while the interpreter shuts down
             if module != "logging" and not module.startswith("logging."):
@@ -73,14 +79,14 @@ class _Spewer:
 def start_spew(logger: logging.Logger | None = None) -> None:
     """Log every function call in this thread and in threads started from now on."""
     spewer = _Spewer(logger or logging.getLogger("tapster.spew"))
-    threading.settrace(spewer)  # type: ignore[arg-type]
+    threading.settrace(spewer)
     sys.settrace(spewer)
 
 
 def stop_spew() -> None:
     """Stop logging calls (before the interpreter tears modules down)."""
     sys.settrace(None)
-    threading.settrace(None)  # type: ignore[arg-type]
+    threading.settrace(None)
 
 
 def post_mortem_available(nodaemon: bool, debug: bool) -> bool:

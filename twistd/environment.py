@@ -59,9 +59,21 @@ def enter_chroot(chroot: str, rundir: str = ".") -> None:
 
 #: Modules imported on first use after start-up: loaded before a chroot hides the library.
 _LAZY_MODULES = (
-    "asyncio", "asyncio.unix_events", "selectors", "concurrent.futures.thread", "json", "logging.handlers",
-    "encodings.idna", "encodings.ascii", "traceback", "linecache", "tapster.core._reactor.loop", "tapster.core._reactor.ports",
-    "tapster.core.failure", "tapster.twistd.logfile", "tapster.twistd.runner",
+    "asyncio",
+    "asyncio.unix_events",
+    "selectors",
+    "concurrent.futures.thread",
+    "json",
+    "logging.handlers",
+    "encodings.idna",
+    "encodings.ascii",
+    "traceback",
+    "linecache",
+    "tapster.core._reactor.loop",
+    "tapster.core._reactor.ports",
+    "tapster.core.failure",
+    "tapster.twistd.logfile",
+    "tapster.twistd.runner",
 )
 
 
@@ -85,7 +97,7 @@ def set_process_title(name: str) -> None:
     also replaces the command line ``ps aux`` shows.
     """
     try:
-        import setproctitle  # type: ignore[import-not-found]
+        import setproctitle
     except ImportError:
         pass
     else:
@@ -100,6 +112,10 @@ def set_process_title(name: str) -> None:
 def pidfile_path(pidfile: str, rundir: str = ".", chroot: str | None = None) -> str:
     """Where a daemon started with these options keeps its pidfile, seen from here (for --stop/--status)."""
     if chroot:
-        inside = pidfile if os.path.isabs(pidfile) else os.path.join("/" + (rundir if rundir != "." else "").lstrip("/"), pidfile)
+        inside = (
+            pidfile
+            if os.path.isabs(pidfile)
+            else os.path.join("/" + (rundir if rundir != "." else "").lstrip("/"), pidfile)
+        )
         return os.path.join(os.path.abspath(chroot), inside.lstrip("/"))
     return os.path.abspath(os.path.join(rundir, pidfile))

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tapster.core import usage
 from tapster.core.errors import TapsterError
+
+if TYPE_CHECKING:
+    from tapster.core.service import Application, IService
+    from tapster.twistd.options import ServerOptions
 
 __all__ = ["load_application", "load_tac", "read_passphrase", "PluginUsageError"]
 
@@ -26,11 +30,13 @@ class PluginUsageError(usage.UsageError):
     """The plugin's own options were wrong (exit status 2, like mktap)."""
 
 
-def load_application(config: Any) -> tuple[Any, str]:
+def load_application(config: ServerOptions) -> tuple[IService, str]:
     """The application ``config`` names, and a description of where it came from (for the log)."""
     if config.plugin:
         return build_plugin(config.plugin, config.plugin_argv), f"plugin {config.plugin}"
-    path, kind = config.source
+    source = config.source
+    assert source is not None  # postOptions insists on a file or a plugin
+    path, kind = source
     if kind == "python":
         return load_tac(path), path
     from tapster.core import persist
@@ -38,7 +44,7 @@ def load_application(config: Any) -> tuple[Any, str]:
     return persist.load(path, kind=kind, passphrase=read_passphrase(config, path)), path
 
 
-def build_plugin(plugin: str, argv: list[str]) -> Any:
+def build_plugin(plugin: str, argv: list[str]) -> Application:
     """``twistd qotd --port 8007``: the plugin's application, built exactly as mktap would."""
     from tapster.core.plugin import build_application
 
@@ -50,7 +56,7 @@ def build_plugin(plugin: str, argv: list[str]) -> Any:
         raise PluginUsageError(f"{plugin}: {text}{hint}") from e
 
 
-def read_passphrase(config: Any, path: str) -> str | bytes | None:
+def read_passphrase(config: ServerOptions, path: str) -> str | bytes | None:
     """The passphrase for ``path``: from --passphrase-file, else asked on the terminal when encrypted.
 
     ``-e`` asks even when the file does not look encrypted (as Twisted's
@@ -75,7 +81,7 @@ def read_passphrase(config: Any, path: str) -> str | bytes | None:
     return ask(f"Passphrase for {path}: ", confirm=False)
 
 
-def load_tac(path: str) -> Any:
+def load_tac(path: str) -> IService:
     """Run the Python file ``path`` and return the ``application`` it defines.
 
     As with Twisted's ``-y``, the file runs with ``__file__`` set, in a
@@ -94,7 +100,7 @@ def load_tac(path: str) -> Any:
         code = compile(source, path, "exec")
     except SyntaxError as e:
         raise TapsterError(f"{path}:{e.lineno}: syntax error: {e.msg}") from e
-    namespace: dict[str, Any] = {"__file__": os.path.abspath(path), "__name__": "__tac__"}
+    namespace: dict[str, object] = {"__file__": os.path.abspath(path), "__name__": "__tac__"}
     try:
         exec(code, namespace)
     except Exception as e:
@@ -107,7 +113,7 @@ def load_tac(path: str) -> Any:
     application = namespace["application"]
     from tapster.core.service import IService
 
-    if IService(application, None) is None:
+    if not isinstance(application, IService):  # IService(application, None) is None, for a type checker
         raise TapsterError(
             f"{path}: `application` is a {type(application).__name__}, not an application "
             "(use tapster.core.service.Application(name))"

@@ -20,7 +20,8 @@ import datetime
 import logging
 import os
 import time
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 from tapster.core.errors import TapsterError
 from tapster.twistd.safefiles import open_owned  # at import: a --chroot hides the library later
@@ -77,7 +78,7 @@ class LogFile(logging.Handler):
 
     def reopen(self) -> None:
         """Close and open ``path`` again (after logrotate moved it); a failure keeps the old file."""
-        with self.lock:  # type: ignore[union-attr]
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
             old = self._stream
             try:
                 stream = self._open_stream()
@@ -94,7 +95,7 @@ class LogFile(logging.Handler):
 
     def rotate(self) -> None:
         """Shift ``path.N`` → ``path.N+1`` (dropping the oldest), ``path`` → ``path.1``, start a new ``path``."""
-        with self.lock:  # type: ignore[union-attr]
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
             self._close()
             try:
                 for i in range(self.keep - 1, 0, -1):
@@ -145,6 +146,6 @@ class LogFile(logging.Handler):
         pass  # unbuffered: every line is written when logged
 
     def close(self) -> None:
-        with self.lock:  # type: ignore[union-attr]
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
             self._close()
         super().close()

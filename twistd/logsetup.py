@@ -25,10 +25,14 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tapster.core.errors import TapsterError
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 __all__ = ["setup_logging", "LogSettings", "JsonFormatter", "ObserverHandler", "FORMAT", "DATEFMT"]
 
@@ -68,7 +72,7 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
         zone = time.strftime("%z", time.localtime(record.created))
-        event: dict[str, Any] = {
+        event: dict[str, object] = {
             "time": f"{stamp}.{int(record.msecs):03d}{zone[:3]}:{zone[3:]}",
             "level": record.levelname.lower(),
             "system": getattr(record, "system", record.name),
@@ -89,7 +93,7 @@ class ObserverHandler(logging.Handler):
     ``log_namespace``, ``log_system``, ``log_time``, ``log_failure``).
     """
 
-    def __init__(self, observer: Callable[[dict[str, Any]], Any]) -> None:
+    def __init__(self, observer: Callable[[dict[str, object]], object]) -> None:
         super().__init__()
         self.observer = observer
 
@@ -97,7 +101,7 @@ class ObserverHandler(logging.Handler):
         try:
             text = record.getMessage()
             system = getattr(record, "system", record.name)
-            event: dict[str, Any] = {
+            event: dict[str, object] = {
                 "message": (text,),
                 "isError": int(record.levelno >= logging.ERROR),
                 "system": system,
@@ -119,7 +123,7 @@ class ObserverHandler(logging.Handler):
             self.handleError(record)
 
 
-def _named_any(name: str) -> Any:
+def _named_any(name: str) -> object:
     """The object a dotted name refers to: the longest importable module path, then attributes."""
     import importlib
 
@@ -127,7 +131,7 @@ def _named_any(name: str) -> Any:
     if not all(parts):
         raise TapsterError(f"--logger {name}: not a dotted name such as mypackage.logs.make_handler")
 
-    def attempt(module_name: str) -> Any:
+    def attempt(module_name: str) -> ModuleType | None:
         """The module, or None when ``module_name`` itself does not exist (as opposed to failing)."""
         try:
             return importlib.import_module(module_name)

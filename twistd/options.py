@@ -11,11 +11,12 @@ from __future__ import annotations
 import sys
 
 from tapster.core import usage
+from tapster.core.terminal import ExitStatus, exit_status_help
 
 TYPE_CHECKING = False  # typing itself stays unimported on the --help path (see tapster.core.usage)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import NoReturn
-from tapster.core.terminal import ExitStatus, exit_status_help
 
 __all__ = ["ServerOptions", "ExitStatus", "EXIT_MEANINGS", "EXIT_STATUSES", "parse_size", "parse_umask"]
 
@@ -51,7 +52,7 @@ def parse_size(value: str) -> int:
     return size
 
 
-parse_size.coerceDoc = "A size: bytes, or with K, M or G (10M)."  # type: ignore[attr-defined]
+parse_size.coerceDoc = "A size: bytes, or with K, M or G (10M)."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
 def parse_umask(value: str) -> int:
@@ -65,7 +66,7 @@ def parse_umask(value: str) -> int:
     return mask
 
 
-parse_umask.coerceDoc = "Octal (022, 0027)."  # type: ignore[attr-defined]
+parse_umask.coerceDoc = "Octal (022, 0027)."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
 def _timeout(value: str) -> float:
@@ -75,7 +76,7 @@ def _timeout(value: str) -> float:
     return seconds
 
 
-_timeout.coerceDoc = "Seconds (a positive number)."  # type: ignore[attr-defined]
+_timeout.coerceDoc = "Seconds (a positive number)."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
 def _keep(value: str) -> int:
@@ -85,16 +86,16 @@ def _keep(value: str) -> int:
     return count
 
 
-_keep.coerceDoc = "A number, at least 1."  # type: ignore[attr-defined]
+_keep.coerceDoc = "A number, at least 1."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
-def _choice(*choices: str):  # type: ignore[no-untyped-def]
+def _choice(*choices: str) -> Callable[[str], str]:
     def coerce(value: str) -> str:
         if value not in choices:
             raise ValueError(f"choose {' or '.join(choices)}")
         return value
 
-    coerce.coerceDoc = f"One of: {', '.join(choices)}."  # type: ignore[attr-defined]
+    coerce.coerceDoc = f"One of: {', '.join(choices)}."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
     return coerce
 
 
@@ -105,7 +106,7 @@ def _id(value: str) -> int | str:
     return int(value) if value.isdigit() else value
 
 
-_id.coerceDoc = "A name or a number."  # type: ignore[attr-defined]
+_id.coerceDoc = "A name or a number."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 #: The options that say where the application comes from, and the format they force.
 SOURCES = {"file": None, "python": "python", "xml": "xml", "source": "source"}
@@ -182,8 +183,8 @@ class ServerOptions(usage.Options):
 
     def opt_help(self) -> NoReturn:
         """Display this help, with the list of installed plugins, and exit."""
-        from tapster.core.terminal import print_table
         from tapster.core.plugin import plugin_rows
+        from tapster.core.terminal import print_table
 
         sys.stdout.write(str(self))
         rows = plugin_rows()
@@ -198,9 +199,9 @@ class ServerOptions(usage.Options):
 
     def opt_help_reactors(self) -> None:
         """Display the reactors that --reactor accepts, and exit."""
-        from tapster.core.terminal import print_table
         from tapster.core.plugin import reactor_specs
         from tapster.core.reactor import defaultReactorName
+        from tapster.core.terminal import print_table
 
         default = defaultReactorName()
         rows = [(name, spec.description + (" [default]" if name == default else ""))

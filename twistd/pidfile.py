@@ -40,18 +40,22 @@ class PidFile:
         self.path = os.path.abspath(path)
         self._fd: int | None = None
 
-    def __enter__(self) -> "PidFile":
+    def __enter__(self) -> PidFile:
         self.acquire()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
     def acquire(self) -> None:
         try:
             fd = open_owned(self.path, os.O_RDWR | os.O_CREAT, 0o644, "pidfile")
         except OSError as e:
-            raise TapsterError(f"cannot open pidfile {self.path}: {e.strerror} (use --pidfile to choose another path)") from e
+            raise TapsterError(
+                f"cannot open pidfile {self.path}: {e.strerror} (use --pidfile to choose another path)"
+            ) from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -96,7 +100,7 @@ class NullPidFile:
 
     path = None
 
-    def __enter__(self) -> "NullPidFile":
+    def __enter__(self) -> NullPidFile:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -116,7 +116,7 @@ def switch_ids(ids: Ids, euid: bool = False) -> None:
     except OSError as e:
         raise TapsterError(f"cannot switch to {ids.label}: {e.strerror}") from e
     _log.info("running as uid %d gid %d%s", os.geteuid(), os.getegid(),
-              " (effective only; real uid %d)" % os.getuid() if euid else "")
+              f" (effective only; real uid {os.getuid()})" if euid else "")
 
 
 def shed_privileges(user: int | str | None, group: int | str | None, euid: bool = False) -> None:

@@ -22,12 +22,20 @@ import logging
 import os
 import signal
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import tapster.core
 from tapster.core.errors import TapsterError
 from tapster.core.terminal import ExitStatus
 from tapster.twistd.privileges import Ids, resolve_ids, switch_ids
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from tapster.core.reactor import AsyncioReactor
+    from tapster.core.service import Application, IService
+    from tapster.twistd.pidfile import NullPidFile, PidFile
 
 __all__ = ["Runner", "ExitStatus"]
 
@@ -39,17 +47,17 @@ class Runner:
 
     def __init__(
         self,
-        application: Any,
-        reactor: Any,
-        pidfile: Any,
+        application: IService,
+        reactor: AsyncioReactor,
+        pidfile: PidFile | NullPidFile,
         save: bool = True,
         shutdown_timeout: float = 10.0,
         source: str = "",
-        on_started: Any = None,
+        on_started: Callable[[], object] | None = None,
         ids: Ids | None = None,
         euid: bool = False,
-        reopen_logs: Callable[[], Any] | None = None,
-        post_mortem: Callable[[Any], None] | None = None,
+        reopen_logs: Callable[[], object] | None = None,
+        post_mortem: Callable[[TracebackType | None], None] | None = None,
     ) -> None:
         self.application = application
         self.reactor = reactor
@@ -65,7 +73,9 @@ class Runner:
         self.status = ExitStatus.OK
         from tapster.core.reactor import StopSignals
 
-        extra = {signal.SIGUSR1: self._on_reopen_signal} if reopen_logs is not None else {}
+        extra: dict[int, Callable[[], None]] = (
+            {signal.SIGUSR1: self._on_reopen_signal} if reopen_logs is not None else {}
+        )
         self.signals = StopSignals(self._on_stop, self._on_force, extra)
 
     def run(self) -> int:
@@ -81,7 +91,7 @@ class Runner:
         finally:
             self.signals.detach()
 
-    def _run(self, app: Any) -> int:
+    def _run(self, app: IService) -> int:
         with self.pidfile:
             _log.info(
                 "tapster %s (Python %s) starting %r from %s on reactor %s, pid %d",
@@ -121,8 +131,11 @@ class Runner:
     # -- signals -------------------------------------------------------------
 
     def _on_reopen_signal(self) -> None:
+        reopen = self.reopen_logs
+        if reopen is None:  # never: the handler is registered only with reopen_logs
+            return
         try:
-            reopened = self.reopen_logs()  # type: ignore[misc]
+            reopened = reopen()
         except Exception:  # noqa: BLE001 - a failed reopen must not stop the server
             _log.exception("could not reopen the log file")
             return
@@ -166,15 +179,17 @@ class Runner:
     def _save_on_shutdown(self) -> None:
         if not self.save:
             return
+        # Only an Application is saved: a .tac and a plugin run directly imply --no_save.
+        application = cast("Application", self.application)
         try:
-            path = self.application.save("shutdown")
+            path = application.save("shutdown")
         except TapsterError as e:
             _log.error("could not save the shutdown file: %s", e)
             self.status = ExitStatus.ERROR
             return
         _log.info("saved %s", path)
 
-    def _loop_exception(self, loop: Any, context: dict[str, Any]) -> None:
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:  # asyncio's shape
         exc = context.get("exception")
         message = context.get("message", "unhandled error")
         if exc is not None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import builtins
 import importlib
+from collections.abc import Mapping, Sequence
 from types import ModuleType
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 __all__ = ["MODULE_ALIASES", "CLASS_ALIASES", "current_module", "current_path", "legacy_import"]
 

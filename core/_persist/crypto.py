@@ -101,10 +101,11 @@ def _passphrase_bytes(passphrase: str | bytes) -> bytes:
     passphrase typed at a prompt and the same one read from a file agree.
     """
     if isinstance(passphrase, (bytes, bytearray)):
+        raw = bytes(passphrase)
         try:
-            passphrase = bytes(passphrase).decode("utf-8")
+            passphrase = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return bytes(passphrase)
+            return raw
     return unicodedata.normalize("NFC", passphrase).encode("utf-8")
 
 
@@ -114,8 +115,10 @@ def read_header(data: bytes, filename: str) -> tuple[Header, bytes, bytes]:
     if not is_encrypted(data):
         raise PersistError(f"{filename} is not an encrypted application (no {MAGIC.decode()} header)")
     if end < 0:
-        raise PersistError(f"{filename} has a damaged encryption header (no line end in its first {_MAX_HEADER} bytes); "
-                           "it was not written by tapster")
+        raise PersistError(
+            f"{filename} has a damaged encryption header (no line end in its first {_MAX_HEADER} bytes); "
+            "it was not written by tapster"
+        )
     line, token = data[: end + 1], data[end + 1 :].strip()
     words = line.decode("ascii", "replace").split()
     if len(words) < 2 or words[1] != VERSION:

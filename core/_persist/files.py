@@ -203,7 +203,9 @@ def atomic_write(filename: str, data: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=_temporary_prefix(filename), suffix=".tmp")
     except OSError as e:
-        raise PersistError(f"cannot write {filename}: {e.strerror} (check that {directory} exists and is writable)") from e
+        raise PersistError(
+            f"cannot write {filename}: {e.strerror} (check that {directory} exists and is writable)"
+        ) from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # held until we exit or die: tells other savers we are alive
         with os.fdopen(fd, "wb") as f:

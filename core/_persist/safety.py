@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["SafeNames", "dotted", "safe_names"]
 

@@ -62,7 +62,7 @@ class _Renderer:
         self.used: set[int] = set()  # id(node) of shared nodes referred to so far
         self.lines: list[str] = []
 
-    def render(self, graph: "_graph.Graph") -> str:
+    def render(self, graph: _graph.Graph) -> str:
         from tapster.core._persist import walker as _graph
 
         root = graph.root
@@ -91,7 +91,7 @@ class _Renderer:
 
     # -- names
 
-    def global_name(self, node: "_graph.Global") -> str:
+    def global_name(self, node: _graph.Global) -> str:
         top, _, rest = node.qualname.partition(".")
         key = (node.module, top)
         local = self.imports.get(key)
@@ -121,7 +121,12 @@ class _Renderer:
         state = getattr(node, "state", None)
         if isinstance(state, _graph.Mapping):
             for k, v in state.items:
-                if isinstance(k, _graph.Atom) and k.value == "name" and isinstance(v, _graph.Atom) and isinstance(v.value, str):
+                if (
+                    isinstance(k, _graph.Atom)
+                    and k.value == "name"
+                    and isinstance(v, _graph.Atom)
+                    and isinstance(v.value, str)
+                ):
                     base = re.sub(r"\W+", "_", v.value).strip("_").lower()
                     if base and base[0].isdigit():
                         base = "service_" + base
@@ -148,7 +153,7 @@ class _Renderer:
 
     # -- expressions
 
-    def expr(self, node: "_graph.Node", indent: int, hint: str | None = None) -> str:
+    def expr(self, node: _graph.Node, indent: int, hint: str | None = None) -> str:
         """An expression for ``node``; statements it needs first are appended to ``self.lines``.
 
         A shared node becomes a variable. It is written in one statement
@@ -177,7 +182,9 @@ class _Renderer:
             mark = len(self.lines)
             text = self.inline(node, 0)
             if id(node) in self.used:
-                empty = "[]" if getattr(node, "kind", "") == "list" else "set()" if isinstance(node, _graph.Seq) else "{}"
+                empty = (
+                    "[]" if getattr(node, "kind", "") == "list" else "set()" if isinstance(node, _graph.Seq) else "{}"
+                )
                 self.lines.insert(mark, f"{name} = {empty}")
                 if text not in ("[]", "set()", "{}"):
                     method = "extend" if getattr(node, "kind", "") == "list" else "update"
@@ -191,7 +198,9 @@ class _Renderer:
             if id(node) in self.used:
                 self.lines.insert(mark, f"{name} = {self.call_text(*creation, 0)}")
                 if state is not None or keywords:
-                    self.lines.append(self.call_text("setstate", [name] + ([state] if state is not None else []) + keywords, 0))
+                    self.lines.append(
+                        self.call_text("setstate", [name] + ([state] if state is not None else []) + keywords, 0)
+                    )
             else:
                 self.lines.append(f"{name} = {self.finished(creation, state, keywords, 0)}")
         return name
@@ -213,13 +222,15 @@ class _Renderer:
             return self.finished(creation, state, keywords, indent)
         raise TypeError(f"unknown graph node {node!r}")  # pragma: no cover
 
-    def pairs(self, items: list[tuple["_graph.Node", "_graph.Node"]], indent: int) -> list[tuple[str, str]]:
+    def pairs(self, items: list[tuple[_graph.Node, _graph.Node]], indent: int) -> list[tuple[str, str]]:
         from tapster.core._persist import walker as _graph
         from tapster.core._persist.walker import is_identifier
 
         result = []
         for k, v in items:
-            hint = k.value if isinstance(k, _graph.Atom) and isinstance(k.value, str) and is_identifier(k.value) else None
+            hint = (
+                k.value if isinstance(k, _graph.Atom) and isinstance(k.value, str) and is_identifier(k.value) else None
+            )
             result.append((self.expr(k, indent), self.expr(v, indent, hint)))
         return result
 
@@ -231,9 +242,13 @@ class _Renderer:
             return self.global_name(node.func), [self.expr(a, indent + 4) for a in node.args]
         arguments = [self.global_name(node.cls)]
         if node.args:
-            arguments.append("args=" + self.sequence_literal("tuple", [self.expr(a, indent + 4) for a in node.args], indent))
+            arguments.append(
+                "args=" + self.sequence_literal("tuple", [self.expr(a, indent + 4) for a in node.args], indent)
+            )
         if node.kwargs:
-            arguments.append("kwargs=" + self.dict_literal([(repr(k), self.expr(v, indent + 4)) for k, v in node.kwargs], indent))
+            arguments.append(
+                "kwargs=" + self.dict_literal([(repr(k), self.expr(v, indent + 4)) for k, v in node.kwargs], indent)
+            )
         return "instance", arguments
 
     def finished(self, creation: tuple[str, list[str]], state: str | None, keywords: list[str], indent: int) -> str:
@@ -251,9 +266,13 @@ class _Renderer:
         # Rendered in the walker's order (items, then state): a shared object is defined where first seen.
         keywords = []
         if node.listitems is not None:
-            keywords.append("listitems=" + self.sequence_literal("list", [self.expr(i, indent + 4) for i in node.listitems], indent))
+            keywords.append(
+                "listitems=" + self.sequence_literal("list", [self.expr(i, indent + 4) for i in node.listitems], indent)
+            )
         if node.dictitems is not None:
-            pairs = [self.sequence_literal("tuple", list(p), indent + 4) for p in self.pairs(node.dictitems, indent + 8)]
+            pairs = [
+                self.sequence_literal("tuple", list(p), indent + 4) for p in self.pairs(node.dictitems, indent + 8)
+            ]
             keywords.append("dictitems=" + self.sequence_literal("list", pairs, indent))
         state = self.expr(node.state, indent) if node.state is not None else None  # hugged: same indent
         return state, keywords
@@ -266,7 +285,11 @@ class _Renderer:
             return f"{func}()"
         *first, last = arguments
         head = f"{func}(" + "".join(a + ", " for a in first)
-        if "\n" in last and not any("\n" in a for a in first) and indent + len(head) + len(last.split("\n")[0]) <= _WIDTH:
+        if (
+            "\n" in last
+            and not any("\n" in a for a in first)
+            and indent + len(head) + len(last.split("\n")[0]) <= _WIDTH
+        ):
             return head + last + ")"
         return _layout(f"{func}(", arguments, ")", indent)
 
@@ -323,7 +346,8 @@ def _check_version(data: bytes, filename: str) -> None:
     if version != str(FORMAT_VERSION).encode():
         shown = version.decode("ascii", "replace")[:20]
         raise PersistError(
-            f"{filename}: written in source format {shown}; this tapster reads format {FORMAT_VERSION} (upgrade tapster)"
+            f"{filename}: written in source format {shown}; "
+            f"this tapster reads format {FORMAT_VERSION} (upgrade tapster)"
         )
 
 

@@ -42,7 +42,7 @@ import keyword
 import sys
 import types
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from tapster.core.errors import PersistError
 
@@ -90,7 +90,7 @@ class Global:
 class Ref:
     """A second (or later) sighting of the object described by ``target``."""
 
-    target: "Node"
+    target: Node
 
 
 @dataclass(eq=False)
@@ -98,7 +98,7 @@ class Seq:
     """An exact ``list``, ``tuple``, ``set`` or ``frozenset`` (``kind``)."""
 
     kind: str
-    items: list["Node"] = field(default_factory=list)
+    items: list[Node] = field(default_factory=list)
     id: int | None = None
 
 
@@ -106,7 +106,7 @@ class Seq:
 class Mapping:
     """An exact ``dict``: (key, value) pairs in insertion order."""
 
-    items: list[tuple["Node", "Node"]] = field(default_factory=list)
+    items: list[tuple[Node, Node]] = field(default_factory=list)
     id: int | None = None
 
 
@@ -120,11 +120,11 @@ class Instance:
     """
 
     cls: Global
-    args: list["Node"] = field(default_factory=list)
-    kwargs: list[tuple[str, "Node"]] = field(default_factory=list)
-    state: "Node | None" = None
-    listitems: list["Node"] | None = None
-    dictitems: list[tuple["Node", "Node"]] | None = None
+    args: list[Node] = field(default_factory=list)
+    kwargs: list[tuple[str, Node]] = field(default_factory=list)
+    state: Node | None = None
+    listitems: list[Node] | None = None
+    dictitems: list[tuple[Node, Node]] | None = None
     id: int | None = None
 
 
@@ -133,10 +133,10 @@ class Call:
     """``func(*args)``, then items and ``state`` as for :class:`Instance` (pickle's REDUCE)."""
 
     func: Global
-    args: list["Node"] = field(default_factory=list)
-    state: "Node | None" = None
-    listitems: list["Node"] | None = None
-    dictitems: list[tuple["Node", "Node"]] | None = None
+    args: list[Node] = field(default_factory=list)
+    state: Node | None = None
+    listitems: list[Node] | None = None
+    dictitems: list[tuple[Node, Node]] | None = None
     id: int | None = None
 
 
@@ -144,7 +144,7 @@ class Call:
 class Method:
     """``getattr(obj, name)``: a bound method (of an instance, or a classmethod of a class)."""
 
-    obj: "Node"
+    obj: Node
     name: str
     id: int | None = None
     #: ``module.qualname`` of the function behind the method ("" for a method implemented in C):
@@ -152,7 +152,7 @@ class Method:
     func: str = ""
 
 
-Node = Union[Atom, Global, Ref, Seq, Mapping, Instance, Call, Method]
+Node = Atom | Global | Ref | Seq | Mapping | Instance | Call | Method
 
 
 @dataclass(eq=False)
@@ -178,7 +178,7 @@ def walk(obj: Any, name: str = "application") -> Graph:
         ) from None
     shared = [n for n in walker.order if id(n) in walker.referenced]
     for number, node in enumerate(shared, start=1):
-        node.id = number  # type: ignore[union-attr]
+        node.id = number  # type: ignore[union-attr]  # shared nodes are the kinds with an id
     return Graph(root, shared)
 
 
@@ -326,7 +326,9 @@ class _Walker:
         result = []
         for key, value in items:
             label = repr(key) if type(key) in ATOM_TYPES else f"<{_type_name(key)} key>"
-            result.append((self.node(key, f"{path}[{label}] (the key)", owner), self.node(value, f"{path}[{label}]", owner)))
+            result.append(
+                (self.node(key, f"{path}[{label}] (the key)", owner), self.node(value, f"{path}[{label}]", owner))
+            )
         return result
 
     def method(self, obj: Any, self_: Any, name: str, path: str, owner: str | None) -> Node:
@@ -354,7 +356,8 @@ class _Walker:
             raise PersistError(f"{path}: the {kind} {obj!r} has no import path; define it at module level")
         if name == "<lambda>" or "<lambda>" in name:
             raise PersistError(
-                f"{path}: a lambda ({module}) cannot be saved (it has no import path); use a function defined at module level"
+                f"{path}: a lambda ({module}) cannot be saved (it has no import path); "
+                "use a function defined at module level"
             )
         if "<locals>" in name:
             raise PersistError(
@@ -391,16 +394,19 @@ class _Walker:
             raise PersistError(f"{path}: {_type_name(obj)}.__reduce__ returned {rv!r}, which is not a valid reduction")
         func, args, state, listitems, dictitems = (tuple(rv) + (None,) * 5)[:5]
         if len(rv) == 6 and rv[5] is not None:
-            raise PersistError(f"{path}: {_type_name(obj)} uses a state setter in __reduce__, which cannot be saved here")
+            raise PersistError(
+                f"{path}: {_type_name(obj)} uses a state setter in __reduce__, which cannot be saved here"
+            )
         here = type(obj).__qualname__
         self.building[id(obj)] = f"the arguments that rebuild {path}"
         try:
-            if func is copyreg.__newobj__ and args and isinstance(args[0], type):
+            # copyreg.__newobj__/__newobj_ex__ are pickle's NEWOBJ helpers; typeshed does not list them.
+            if func is copyreg.__newobj__ and args and isinstance(args[0], type):  # type: ignore[attr-defined]
                 node: Instance | Call = Instance(
                     self.global_(args[0], path),
                     [self.node(a, f"{path}<arg {i}>", here) for i, a in enumerate(args[1:])],
                 )
-            elif func is copyreg.__newobj_ex__ and len(args) == 3 and isinstance(args[0], type):
+            elif func is copyreg.__newobj_ex__ and len(args) == 3 and isinstance(args[0], type):  # type: ignore[attr-defined]
                 cls, pos, kw = args
                 node = Instance(
                     self.global_(cls, path),
@@ -432,7 +438,10 @@ class _Walker:
             mapping = Mapping()
             self.remember(state, mapping)
             mapping.items = [
-                (self.node(k, path, owner), self.node(v, f"{path}.{k}" if isinstance(k, str) else f"{path}[{k!r}]", owner))
+                (
+                    self.node(k, path, owner),
+                    self.node(v, f"{path}.{k}" if isinstance(k, str) else f"{path}[{k!r}]", owner),
+                )
                 for k, v in state.items()
             ]
             return mapping
@@ -494,12 +503,16 @@ def apply_state(obj: Any, state: Any, listitems: list[Any] | None = None,
                 state, slots = state
             if state:
                 if not isinstance(state, dict):
-                    raise TypeError(f"the state of a {type(obj).__qualname__} must be a dict, not {type(state).__name__}")
+                    raise TypeError(
+                        f"the state of a {type(obj).__qualname__} must be a dict, not {type(state).__name__}"
+                    )
                 _check_names(state, type(obj))
                 obj.__dict__.update({sys.intern(k): v for k, v in state.items()})
             if slots:
                 if not isinstance(slots, dict):
-                    raise TypeError(f"the slots of a {type(obj).__qualname__} must be a dict, not {type(slots).__name__}")
+                    raise TypeError(
+                        f"the slots of a {type(obj).__qualname__} must be a dict, not {type(slots).__name__}"
+                    )
                 _check_names(slots, type(obj))
                 for k, v in slots.items():
                     setattr(obj, k, v)

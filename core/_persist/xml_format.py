@@ -39,7 +39,8 @@ Loading runs no code of the file's choosing:
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from tapster.core._persist.limits import TooHeavy, Weigher, brief, cap
 from tapster.core.errors import PersistError
@@ -47,9 +48,8 @@ from tapster.core.errors import PersistError
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
 
-    from tapster.core._persist.safety import SafeNames
-
     from tapster.core._persist import walker as _graph
+    from tapster.core._persist.safety import SafeNames
 
 __all__ = ["dump", "load", "sniff", "FORMAT_VERSION", "ROOT_TAG", "SAFE_GLOBALS", "SAFE_CALLS"]
 
@@ -137,7 +137,7 @@ def dump(app: Any) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-def _indent(element: "ET.Element", level: int = 0) -> None:
+def _indent(element: ET.Element, level: int = 0) -> None:
     """Indent by two spaces per level; an element whose only child is a leaf keeps it on its line.
 
     Only whitespace between elements is added: no element of the format has
@@ -164,20 +164,22 @@ class _Writer:
     so that ``mktap -t xml`` fails, not a later ``twistd -f``.
     """
 
-    def __init__(self, et: Any, resolver: "_Resolver") -> None:
+    def __init__(self, et: Any, resolver: _Resolver) -> None:
         self.ET = et
         self.resolver = resolver
 
-    def check(self, node: "_graph.Global", call: bool = False) -> None:
+    def check(self, node: _graph.Global, call: bool = False) -> None:
         try:
             if call:
                 self.resolver.callable_(node.module, node.qualname)
             else:
                 self.resolver.resolve(node.module, node.qualname)
         except _NotAllowed as e:
-            raise PersistError(f"cannot save this application as XML: {e}; save it as pickle or source instead") from None
+            raise PersistError(
+                f"cannot save this application as XML: {e}; save it as pickle or source instead"
+            ) from None
 
-    def new(self, tag: str, node: Any = None, **attrs: str) -> "ET.Element":
+    def new(self, tag: str, node: Any = None, **attrs: str) -> ET.Element:
         element = self.ET.Element(tag)
         if node is not None and getattr(node, "id", None) is not None:
             element.set("id", str(node.id))
@@ -185,13 +187,13 @@ class _Writer:
             element.set(key.rstrip("_"), value)
         return element
 
-    def element(self, node: "_graph.Node") -> "ET.Element":
+    def element(self, node: _graph.Node) -> ET.Element:
         from tapster.core._persist import walker as _graph
 
         if isinstance(node, _graph.Atom):
             return self.atom(node.value)
         if isinstance(node, _graph.Ref):
-            return self.new("ref", id=str(node.target.id))  # type: ignore[union-attr]
+            return self.new("ref", id=str(node.target.id))  # type: ignore[union-attr]  # a Ref targets a shared node, which has an id
         if isinstance(node, _graph.Global):
             self.check(node)
             return self.new("global", module=node.module, name=node.qualname)
@@ -230,12 +232,12 @@ class _Writer:
             return element
         raise TypeError(f"unknown graph node {node!r}")  # pragma: no cover - the walker makes no others
 
-    def group(self, tag: str, nodes: Iterable["_graph.Node"]) -> "ET.Element":
+    def group(self, tag: str, nodes: Iterable[_graph.Node]) -> ET.Element:
         element = self.new(tag)
         element.extend([self.element(n) for n in nodes])
         return element
 
-    def extras(self, element: "ET.Element", node: Any) -> None:
+    def extras(self, element: ET.Element, node: Any) -> None:
         """Items, then state (as ``<attr>`` children when it is a plain dict of names): the walker's order."""
         from tapster.core._persist import walker as _graph
 
@@ -253,7 +255,7 @@ class _Writer:
             and all(isinstance(k, _graph.Atom) and _attr_safe(k.value) for k, _ in state.items)
         ):
             for k, v in state.items:
-                attr = self.new("attr", name=k.value)  # type: ignore[union-attr]
+                attr = self.new("attr", name=k.value)  # type: ignore[union-attr]  # every k is an Atom (checked above)
                 attr.append(self.element(v))
                 element.append(attr)
         elif state is not None:
@@ -261,7 +263,7 @@ class _Writer:
             holder.append(self.element(state))
             element.append(holder)
 
-    def item(self, key: "_graph.Node", value: "_graph.Node") -> "ET.Element":
+    def item(self, key: _graph.Node, value: _graph.Node) -> ET.Element:
         from tapster.core._persist import walker as _graph
 
         if isinstance(key, _graph.Atom) and _attr_safe(key.value):
@@ -272,7 +274,7 @@ class _Writer:
             item.extend((self.element(key), self.element(value)))
         return item
 
-    def atom(self, value: Any) -> "ET.Element":
+    def atom(self, value: Any) -> ET.Element:
         if value is None:
             return self.new("none")
         if isinstance(value, bool):
@@ -323,17 +325,22 @@ def load(data: bytes, filename: str) -> Any:
     """Rebuild the application from XML ``data``; PersistError (naming file and line) on anything wrong."""
     root, lines = _parse(data, filename)
     if root.tag != ROOT_TAG:
-        raise PersistError(f"{filename}: not a tapster application (its root element is <{root.tag}>, not <{ROOT_TAG}>)")
+        raise PersistError(
+            f"{filename}: not a tapster application (its root element is <{root.tag}>, not <{ROOT_TAG}>)"
+        )
     version = root.get("format")
     if version != FORMAT_VERSION:
         if version is None:
             raise PersistError(f"{filename}: <{ROOT_TAG}> has no format attribute; rebuild it with mktap -t xml")
         raise PersistError(
-            f"{filename}: written in XML format {version!r}; this tapster reads format {FORMAT_VERSION} (upgrade tapster)"
+            f"{filename}: written in XML format {version!r}; "
+            f"this tapster reads format {FORMAT_VERSION} (upgrade tapster)"
         )
     children = list(root)
     if len(children) != 1:
-        raise PersistError(f"{filename}: <{ROOT_TAG}> must hold exactly one element (the application), not {len(children)}")
+        raise PersistError(
+            f"{filename}: <{ROOT_TAG}> must hold exactly one element (the application), not {len(children)}"
+        )
     loader = _Loader(filename, lines, _Resolver(allowed_names()))
     try:
         app = loader.value(children[0])
@@ -343,7 +350,7 @@ def load(data: bytes, filename: str) -> Any:
         raise PersistError(f"{filename}: the application is nested too deeply to load") from None
 
 
-def _parse(data: bytes, filename: str) -> tuple["ET.Element", dict[int, int]]:
+def _parse(data: bytes, filename: str) -> tuple[ET.Element, dict[int, int]]:
     import xml.etree.ElementTree as ET
     from xml.parsers import expat
 
@@ -352,7 +359,9 @@ def _parse(data: bytes, filename: str) -> tuple["ET.Element", dict[int, int]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise PersistError(f"{filename}: not UTF-8 text (bad byte at offset {e.start}); XML applications are UTF-8") from None
+        raise PersistError(
+            f"{filename}: not UTF-8 text (bad byte at offset {e.start}); XML applications are UTF-8"
+        ) from None
     declared = re.match(r"\s*<\?xml[^>]*?encoding\s*=\s*[\"']([^\"']*)[\"']", text)
     if declared and declared.group(1).lower().replace("-", "").replace("_", "") != "utf8":
         raise PersistError(f"{filename}: declares encoding {declared.group(1)!r}; XML applications are UTF-8")
@@ -402,7 +411,7 @@ def _refuse_declarations(text: str, filename: str) -> None:
         )
 
 
-def allowed_names() -> "SafeNames":
+def allowed_names() -> SafeNames:
     """What this file may name: the declarations of tapster and of the installed plugins (see safety)."""
     from tapster.core._persist.safety import safe_names
 
@@ -421,7 +430,7 @@ class _Resolver:
     that is a re-export of something undeclared is refused).
     """
 
-    def __init__(self, names: "SafeNames") -> None:
+    def __init__(self, names: SafeNames) -> None:
         self.names = names
 
     def allows(self, path: str) -> bool:
@@ -452,7 +461,9 @@ class _Resolver:
         try:
             obj: Any = importlib.import_module(module)
         except Exception as e:  # noqa: BLE001 - a missing or broken plugin
-            raise _NotAllowed(f"cannot import {module} for {path} ({type(e).__name__}: {e}); is its plugin installed?") from None
+            raise _NotAllowed(
+                f"cannot import {module} for {path} ({type(e).__name__}: {e}); is its plugin installed?"
+            ) from None
         for part in qualname.split("."):
             try:
                 obj = getattr(obj, part)
@@ -500,19 +511,19 @@ class _Loader:
             "instance": self.instance, "call": self.call, "method": self.method,
         }
 
-    def fail(self, element: "ET.Element", message: str) -> PersistError:
+    def fail(self, element: ET.Element, message: str) -> PersistError:
         line = self.lines.get(id(element))
         where = f"{self.filename} line {line}" if line else self.filename
         return PersistError(f"{where}: {cap(message)}")
 
-    def weigh(self, element: "ET.Element", value: Any) -> None:
+    def weigh(self, element: ET.Element, value: Any) -> None:
         """Refuse ``value`` (about to be hashed, passed to a constructor, or loaded) if it is too big expanded."""
         try:
             self.weigher.weigh(value)
         except TooHeavy as e:
             raise self.fail(element, str(e)) from None
 
-    def value(self, element: "ET.Element") -> Any:
+    def value(self, element: ET.Element) -> Any:
         handler = self.handlers.get(element.tag)
         if handler is None:
             raise self.fail(element, f"unknown element <{element.tag}>")
@@ -523,9 +534,11 @@ class _Loader:
         except _NotAllowed as e:
             raise self.fail(element, f"{e}; refusing to load it") from None
         except Exception as e:  # noqa: BLE001 - a bad value or a class that refuses its state
-            raise self.fail(element, f"cannot rebuild <{element.tag}>: {type(e).__name__}: {cap(str(e), 200)}") from None
+            raise self.fail(
+                element, f"cannot rebuild <{element.tag}>: {type(e).__name__}: {cap(str(e), 200)}"
+            ) from None
 
-    def register(self, element: "ET.Element", obj: Any) -> Any:
+    def register(self, element: ET.Element, obj: Any) -> Any:
         key = element.get("id")
         if key is not None:
             if key in self.objects:
@@ -533,18 +546,18 @@ class _Loader:
             self.objects[key] = obj
         return obj
 
-    def values(self, element: "ET.Element") -> list[Any]:
+    def values(self, element: ET.Element) -> list[Any]:
         return [self.value(child) for child in element]
 
-    def text(self, element: "ET.Element") -> str:
+    def text(self, element: ET.Element) -> str:
         return (element.text or "").strip()
 
     # -- plain values
 
-    def none(self, element: "ET.Element") -> None:
+    def none(self, element: ET.Element) -> None:
         return None
 
-    def bool_(self, element: "ET.Element") -> bool:
+    def bool_(self, element: ET.Element) -> bool:
         text = self.text(element).lower()
         if text in ("true", "1"):
             return True
@@ -552,16 +565,16 @@ class _Loader:
             return False
         raise ValueError(f"{brief(text)} is not True or False")
 
-    def int_(self, element: "ET.Element") -> int:
+    def int_(self, element: ET.Element) -> int:
         return int(self.text(element))
 
-    def float_(self, element: "ET.Element") -> float:
+    def float_(self, element: ET.Element) -> float:
         return float(self.text(element))
 
-    def complex_(self, element: "ET.Element") -> complex:
+    def complex_(self, element: ET.Element) -> complex:
         return complex(self.text(element))
 
-    def str_(self, element: "ET.Element") -> str:
+    def str_(self, element: ET.Element) -> str:
         encoding = element.get("encoding", "text")
         if encoding == "text":
             return element.text or ""
@@ -571,7 +584,7 @@ class _Loader:
             return base64.b64decode(self.text(element), validate=True).decode("utf-8", "surrogatepass")
         raise ValueError(f"unknown encoding {encoding!r} (text or base64)")
 
-    def bytes_(self, element: "ET.Element") -> bytes:
+    def bytes_(self, element: ET.Element) -> bytes:
         encoding = element.get("encoding", "base64")
         if encoding == "ascii":
             return (element.text or "").encode("ascii")
@@ -583,28 +596,28 @@ class _Loader:
 
     # -- containers
 
-    def list_(self, element: "ET.Element") -> list[Any]:
+    def list_(self, element: ET.Element) -> list[Any]:
         result: list[Any] = self.register(element, [])
         result.extend(self.values(element))
         return result
 
-    def tuple_(self, element: "ET.Element") -> tuple[Any, ...]:
+    def tuple_(self, element: ET.Element) -> tuple[Any, ...]:
         return self.register(element, tuple(self.values(element)))
 
-    def hashable(self, element: "ET.Element", values: list[Any]) -> list[Any]:
+    def hashable(self, element: ET.Element, values: list[Any]) -> list[Any]:
         """``values`` about to be hashed: hashing walks a shared tuple once per reference, so weigh first."""
         self.weigh(element, values)
         return values
 
-    def set_(self, element: "ET.Element") -> set[Any]:
+    def set_(self, element: ET.Element) -> set[Any]:
         result: set[Any] = self.register(element, set())
         result.update(self.hashable(element, self.values(element)))
         return result
 
-    def frozenset_(self, element: "ET.Element") -> frozenset[Any]:
+    def frozenset_(self, element: ET.Element) -> frozenset[Any]:
         return self.register(element, frozenset(self.hashable(element, self.values(element))))
 
-    def dict_(self, element: "ET.Element") -> dict[Any, Any]:
+    def dict_(self, element: ET.Element) -> dict[Any, Any]:
         result: dict[Any, Any] = self.register(element, {})
         pairs = self.items(element)
         self.hashable(element, [key for key, _ in pairs])
@@ -612,7 +625,7 @@ class _Loader:
             result[key] = value
         return result
 
-    def items(self, element: "ET.Element") -> list[tuple[Any, Any]]:
+    def items(self, element: ET.Element) -> list[tuple[Any, Any]]:
         pairs = []
         for item in element:
             if item.tag != "item":
@@ -629,19 +642,19 @@ class _Loader:
 
     # -- references, classes, instances
 
-    def ref(self, element: "ET.Element") -> Any:
+    def ref(self, element: ET.Element) -> Any:
         key = element.get("id")
         if key not in self.objects:
             raise self.fail(element, f"<ref id={key!r}/> refers to nothing defined before it")
         return self.objects[key]
 
-    def global_(self, element: "ET.Element") -> Any:
+    def global_(self, element: ET.Element) -> Any:
         return self.resolver.resolve(element.get("module", ""), element.get("name", ""))
 
-    def parts(self, element: "ET.Element", allowed: tuple[str, ...]) -> dict[str, Any]:
+    def parts(self, element: ET.Element, allowed: tuple[str, ...]) -> dict[str, Any]:
         """The children of an <instance> or <call>, by role, in the order the writer puts them."""
         found: dict[str, Any] = {}
-        attrs: list["ET.Element"] = []
+        attrs: list[ET.Element] = []
         for child in element:
             if child.tag == "attr":
                 attrs.append(child)
@@ -654,7 +667,7 @@ class _Loader:
         found["attr"] = attrs
         return found
 
-    def finish(self, element: "ET.Element", obj: Any, parts: dict[str, Any]) -> Any:
+    def finish(self, element: ET.Element, obj: Any, parts: dict[str, Any]) -> Any:
         from tapster.core._persist.walker import apply_state
 
         # The walker's order (items, then state), so that every <ref> follows its definition.
@@ -679,7 +692,7 @@ class _Loader:
         except Exception as e:  # noqa: BLE001 - the class refused its state
             raise self.fail(element, f"cannot restore a {type(obj).__qualname__}: {type(e).__name__}: {e}") from None
 
-    def instance(self, element: "ET.Element") -> Any:
+    def instance(self, element: ET.Element) -> Any:
         cls = self.resolver.resolve(element.get("module", ""), element.get("class", ""))
         if not isinstance(cls, type):
             raise self.fail(element, f"{element.get('module')}.{element.get('class')} is not a class")
@@ -690,7 +703,7 @@ class _Loader:
         obj = self.register(element, cls.__new__(cls, *args, **kwargs))
         return self.finish(element, obj, parts)
 
-    def call(self, element: "ET.Element") -> Any:
+    def call(self, element: ET.Element) -> Any:
         func = self.resolver.callable_(element.get("module", ""), element.get("name", ""))
         parts = self.parts(element, ("args", "state", "listitems", "dictitems"))
         args = self.values(parts["args"]) if "args" in parts else []
@@ -701,7 +714,7 @@ class _Loader:
         obj = self.register(element, func(*args))
         return self.finish(element, obj, parts)
 
-    def method(self, element: "ET.Element") -> Any:
+    def method(self, element: ET.Element) -> Any:
         """A bound method, only of a function its owner declared safe; found without running any code.
 
         The attribute is looked up statically (no property, descriptor or

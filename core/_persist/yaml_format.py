@@ -37,7 +37,8 @@ without one (added by hand) cannot be saved as YAML, and saying so names it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from tapster.core._assembly import RECIPE_ATTRIBUTE, attach, build_service
 from tapster.core._persist.limits import TooHeavy, Weigher, brief, cap
@@ -147,7 +148,9 @@ def load(data: bytes, filename: str) -> Any:
             raise PersistError(f"{filename}: unknown key {brief(key)}{_suggest(key, _TOP_KEYS)}")
     version = doc.get("tapster", RECIPE_VERSION)
     if version != RECIPE_VERSION:
-        raise PersistError(f"{filename}: recipe version {brief(version)} is not one this tapster reads ({RECIPE_VERSION})")
+        raise PersistError(
+            f"{filename}: recipe version {brief(version)} is not one this tapster reads ({RECIPE_VERSION})"
+        )
     name = doc.get("name")
     if name is None:
         name = os.path.splitext(os.path.basename(filename))[0]

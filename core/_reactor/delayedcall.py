@@ -7,7 +7,7 @@ real reactor and for the test clock.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
 
 from tapster.core.errors import AlreadyCalled, AlreadyCancelled
 
@@ -22,16 +22,27 @@ class DelayedCall:
     :class:`AlreadyCalled`; on a cancelled one, :class:`AlreadyCancelled`.
     """
 
-    __slots__ = ("time", "func", "args", "kw", "called", "cancelled", "_canceller", "_resetter", "_seconds", "__weakref__")
+    __slots__ = (
+        "time",
+        "func",
+        "args",
+        "kw",
+        "called",
+        "cancelled",
+        "_canceller",
+        "_resetter",
+        "_seconds",
+        "__weakref__",
+    )
 
     def __init__(
         self,
         time: float,
-        func: Callable[..., Any],
-        args: tuple[Any, ...],
-        kw: dict[str, Any],
-        cancel: Callable[["DelayedCall"], None],
-        reset: Callable[["DelayedCall"], None],
+        func: Callable[..., object],
+        args: tuple[object, ...],
+        kw: dict[str, object],
+        cancel: Callable[[DelayedCall], None],
+        reset: Callable[[DelayedCall], None],
         seconds: Callable[[], float],
     ) -> None:
         self.time = time

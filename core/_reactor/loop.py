@@ -22,7 +22,8 @@ import builtins
 import functools
 import inspect
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from tapster.core._reactor import ports as _ports
 from tapster.core._reactor.delayedcall import DelayedCall
@@ -32,6 +33,7 @@ from tapster.core.errors import ReactorAlreadyRunning, ReactorNotRunning
 __all__ = ["AsyncioReactor"]
 
 _log = logging.getLogger("tapster.reactor")
+_T = TypeVar("_T")
 
 _PHASES = ("before", "during", "after")
 _EVENTS = ("startup", "shutdown")
@@ -41,6 +43,8 @@ class _TimerCall(DelayedCall):
     """A DelayedCall backed by a loop timer handle."""
 
     __slots__ = ("_handle", "_reactor")
+    _handle: asyncio.TimerHandle
+    _reactor: AsyncioReactor
 
     def _fire(self) -> None:
         self._reactor._timers.discard(self)
@@ -50,7 +54,8 @@ class _TimerCall(DelayedCall):
 class _Trigger:
     __slots__ = ("phase", "eventType", "func", "args", "kw")
 
-    def __init__(self, phase: str, eventType: str, func: Callable[..., Any], args: tuple, kw: dict) -> None:
+    def __init__(self, phase: str, eventType: str, func: Callable[..., object], args: tuple[object, ...],
+                 kw: dict[str, object]) -> None:
         self.phase = phase
         self.eventType = eventType
         self.func = func
@@ -86,7 +91,7 @@ class AsyncioReactor(_ports.PortsMixin):
 
     # -- timed calls ---------------------------------------------------------
 
-    def callLater(self, delay: float, callable: Callable[..., Any], *args: Any, **kw: Any) -> DelayedCall:
+    def callLater(self, delay: float, callable: Callable[..., object], *args: object, **kw: object) -> DelayedCall:
         """Call ``callable(*args, **kw)`` ``delay`` seconds from now; returns a DelayedCall."""
         if not builtins.callable(callable):
             raise TypeError(f"callLater() needs a callable, not {callable!r}")
@@ -113,24 +118,24 @@ class AsyncioReactor(_ports.PortsMixin):
         """The calls scheduled with callLater that are still pending."""
         return [c for c in self._timers if c.active()]
 
-    def callWhenRunning(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        """Call now if the reactor runs, else once it has started."""
+    def callWhenRunning(self, callable: Callable[..., object], *args: object, **kw: object) -> object:
+        """Call now if the reactor runs (returns what it returned), else once it has started (returns the trigger)."""
         if self.running:
             return callable(*args, **kw)
         return self.addSystemEventTrigger("after", "startup", callable, *args, **kw)
 
-    def callFromThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> None:
+    def callFromThread(self, callable: Callable[..., object], *args: object, **kw: object) -> None:
         """Thread-safe: run ``callable`` in the reactor's thread at the next loop iteration."""
         self._loop.call_soon_threadsafe(functools.partial(callable, *args, **kw))
 
-    def callInThread(self, callable: Callable[..., Any], *args: Any, **kw: Any) -> Awaitable[Any]:
+    def callInThread(self, callable: Callable[..., _T], *args: object, **kw: object) -> asyncio.Future[_T]:
         """Run blocking ``callable`` in the loop's default thread pool; returns a future."""
         return self._loop.run_in_executor(None, functools.partial(callable, *args, **kw))
 
     # -- system events -------------------------------------------------------
 
     def addSystemEventTrigger(
-        self, phase: str, eventType: str, callable: Callable[..., Any], *args: Any, **kw: Any
+        self, phase: str, eventType: str, callable: Callable[..., object], *args: object, **kw: object
     ) -> _Trigger:
         """Run ``callable`` in ``phase`` ('before'/'during'/'after') of ``eventType``.
 
@@ -155,7 +160,7 @@ class AsyncioReactor(_ports.PortsMixin):
     async def _fire_event(self, eventType: str) -> None:
         phases = self._triggers.setdefault(eventType, {p: [] for p in _PHASES})
         for phase in _PHASES:
-            pending: list[Awaitable[Any]] = []
+            pending: list[Awaitable[object]] = []
             triggers = phases[phase]
             while triggers:  # a trigger may add others to its own phase; each runs once
                 trigger = triggers.pop(0)
@@ -171,7 +176,7 @@ class AsyncioReactor(_ports.PortsMixin):
                     if isinstance(outcome, BaseException):
                         _log.error("error in before-%s trigger: %r", eventType, outcome, exc_info=outcome)
 
-    def fireSystemEvent(self, eventType: str) -> Awaitable[None]:
+    def fireSystemEvent(self, eventType: str) -> asyncio.Task[None]:
         """Fire ``eventType``'s triggers now; returns the task doing it."""
         return self._loop.create_task(self._fire_event(eventType))
 
@@ -239,7 +244,7 @@ class AsyncioReactor(_ports.PortsMixin):
 
     # -- asyncio interop -----------------------------------------------------
 
-    def ensureFuture(self, awaitable: Awaitable[Any]) -> asyncio.Future:
+    def ensureFuture(self, awaitable: Awaitable[_T]) -> asyncio.Future[_T]:
         """Schedule a coroutine or awaitable on this reactor's loop."""
         return asyncio.ensure_future(awaitable, loop=self._loop)
 

@@ -23,30 +23,38 @@ import os
 import socket
 import stat
 import struct
-from typing import Any, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, cast
 
-from tapster.core._reactor.transport import attach
+from tapster.core._reactor.transport import Transport, attach
 from tapster.core.address import IPv4Address, IPv6Address, UNIXAddress, from_sockaddr
 from tapster.core.errors import (
     CannotListenError,
     ConnectError,
     ConnectionRefusedError,
     DNSLookupError,
-    TimeoutError,
     NotConnectingError,
+    TimeoutError,
     describe_address,
 )
 from tapster.core.failure import Failure
+
+if TYPE_CHECKING:
+    import ssl as _ssl
+
+    from tapster.core.interfaces import IAddress, IOpenSSLContextFactory, IProtocolFactory
+    from tapster.core.interfaces import _DatagramAddress as DatagramAddress
+    from tapster.core.protocol import ClientFactory, DatagramProtocol, Protocol
 
 __all__ = ["PortsMixin", "ListeningPort", "Connector", "DatagramPort"]
 
 _log = logging.getLogger("tapster.reactor")
 
 
-def _ssl_context(contextFactory: Any) -> Any:
+def _ssl_context(contextFactory: IOpenSSLContextFactory | _ssl.SSLContext) -> _ssl.SSLContext:
     """Accept an ``ssl.SSLContext`` or a Twisted-style object with ``getContext()``."""
     get = getattr(contextFactory, "getContext", None)
-    return get() if get is not None else contextFactory
+    return get() if get is not None else cast("_ssl.SSLContext", contextFactory)
 
 
 def _inet_family(interface: str) -> int:
@@ -81,14 +89,18 @@ def bind_inet(kind: int, interface: str, port: int, backlog: int | None, reuse: 
 
 
 class _Acceptor:
-    """Meets each accepted connection, builds the real protocol and steps aside."""
+    """Meets each accepted connection, builds the real protocol and steps aside.
+
+    An asyncio protocol by shape (not by inheritance, as before the type hints);
+    :meth:`ListeningPort.startListening` tells the type checker so.
+    """
 
     __slots__ = ("_port",)
 
-    def __init__(self, port: "ListeningPort") -> None:
+    def __init__(self, port: ListeningPort) -> None:
         self._port = port
 
-    def connection_made(self, transport: Any) -> None:
+    def connection_made(self, transport: asyncio.Transport) -> None:
         port = self._port
         addr = from_sockaddr(transport.get_extra_info("peername"), port.kind)
         try:
@@ -116,7 +128,7 @@ class _Acceptor:
         pass
 
 
-def _drop_after_failed_connection_made(protocol: Any, transport: Any) -> None:
+def _drop_after_failed_connection_made(protocol: Protocol, transport: asyncio.Transport) -> None:
     """Twisted's rule: a connectionMade that raises is logged and costs the connection.
 
     Left alone, asyncio would only log it and keep feeding data to a protocol
@@ -133,8 +145,8 @@ def _drop_after_failed_connection_made(protocol: Any, transport: Any) -> None:
 class ListeningPort:
     """A listening stream socket (TCP, UNIX or SSL) serving ``factory``."""
 
-    def __init__(self, reactor: Any, kind: str, sock: socket.socket, factory: Any, ssl: Any = None,
-                 unlink: tuple[str, ...] = ()) -> None:
+    def __init__(self, reactor: PortsMixin, kind: str, sock: socket.socket, factory: IProtocolFactory,
+                 ssl: _ssl.SSLContext | None = None, unlink: tuple[str, ...] = ()) -> None:
         self.reactor = reactor
         self.kind = kind
         self.factory = factory
@@ -142,8 +154,8 @@ class ListeningPort:
         self._sock = sock
         self._ssl = ssl
         self._unlink = unlink
-        self._server: Any = None
-        self._pending: asyncio.Future | None = None
+        self._server: asyncio.Server | None = None
+        self._pending: asyncio.Future[asyncio.Server] | None = None
         self._host = from_sockaddr(sock.getsockname(), "TCP" if kind == "SSL" else kind)
 
     def startListening(self) -> None:
@@ -151,14 +163,15 @@ class ListeningPort:
         loop = self.reactor.loop
         self.factory.doStart()
         self.connected = True
-        coro = loop.create_server(lambda: _Acceptor(self), sock=self._sock, ssl=self._ssl)
+        acceptor = cast("Callable[[], asyncio.Protocol]", lambda: _Acceptor(self))
+        coro = loop.create_server(acceptor, sock=self._sock, ssl=self._ssl)
         if loop.is_running():
-            self._pending = asyncio.ensure_future(coro, loop=loop)
-            self._pending.add_done_callback(self._served)
+            self._pending = pending = asyncio.ensure_future(coro, loop=loop)
+            pending.add_done_callback(self._served)
         else:
             self._server = loop.run_until_complete(coro)
 
-    def _served(self, fut: asyncio.Future) -> None:
+    def _served(self, fut: asyncio.Future[asyncio.Server]) -> None:
         self._pending = None
         if fut.cancelled():
             return
@@ -205,10 +218,10 @@ class _ClientAdapter:
 
     __slots__ = ("_connector",)
 
-    def __init__(self, connector: "Connector") -> None:
+    def __init__(self, connector: Connector) -> None:
         self._connector = connector
 
-    def connection_made(self, transport: Any) -> None:
+    def connection_made(self, transport: asyncio.Transport) -> None:
         connector = self._connector
         addr = from_sockaddr(transport.get_extra_info("peername"), connector.kind)
         protocol = connector.factory.buildProtocol(addr)
@@ -237,18 +250,19 @@ class _ClientAdapter:
 class Connector:
     """An outgoing connection attempt: ``connect()``, ``disconnect()``, ``stopConnecting()``."""
 
-    def __init__(self, reactor: Any, kind: str, factory: Any, timeout: float,
-                 open_connection: Callable[[Callable[[], Any]], Any], destination: Any) -> None:
+    def __init__(self, reactor: PortsMixin, kind: str, factory: ClientFactory, timeout: float,
+                 open_connection: Callable[[Callable[[], asyncio.Protocol]], Awaitable[object]],
+                 destination: IPv4Address | IPv6Address | UNIXAddress) -> None:
         self.reactor = reactor
         self.kind = kind
         self.factory = factory
         self.timeout = timeout
         self.state = "disconnected"
-        self.transport: Any = None
+        self.transport: Transport | None = None
         self.factoryStarted = False
         self._open = open_connection
         self._destination = destination
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def connect(self) -> None:
         """Start a connection attempt (also used to reconnect after a loss)."""
@@ -264,12 +278,15 @@ class Connector:
     async def _attempt(self) -> None:
         try:
             timeout = self.timeout if self.timeout and self.timeout > 0 else None
-            await asyncio.wait_for(self._open(lambda: _ClientAdapter(self)), timeout)
+            adapter = cast("Callable[[], asyncio.Protocol]", lambda: _ClientAdapter(self))  # asyncio's by shape
+            await asyncio.wait_for(self._open(adapter), timeout)
         except asyncio.CancelledError:
             if self.state == "connecting":
                 self._connection_failed(Failure(ConnectError(string="connection was cancelled")))
         except asyncio.TimeoutError:
-            self._connection_failed(Failure(TimeoutError(string=f"no answer from {self._describe()} in {self.timeout}s")))
+            self._connection_failed(
+                Failure(TimeoutError(string=f"no answer from {self._describe()} in {self.timeout}s"))
+            )
         except socket.gaierror as e:
             self._connection_failed(Failure(DNSLookupError(e, self._describe())))
         except OSError as e:
@@ -313,7 +330,7 @@ class Connector:
         elif self.state == "connected" and self.transport is not None:
             self.transport.loseConnection()
 
-    def getDestination(self) -> Any:
+    def getDestination(self) -> IAddress:
         return self._destination
 
     def _describe(self) -> str:
@@ -327,12 +344,12 @@ class Connector:
 class DatagramTransport:
     """``protocol.transport`` of a datagram port: ``write(data, addr)`` and multicast controls."""
 
-    def __init__(self, port: "DatagramPort", aio_transport: Any) -> None:
+    def __init__(self, port: DatagramPort, aio_transport: asyncio.DatagramTransport) -> None:
         self._port = port
         self._t = aio_transport
-        self._connected_to: Any = None
+        self._connected_to: tuple[str, int] | None = None
 
-    def write(self, datagram: bytes, addr: Any = None) -> None:
+    def write(self, datagram: bytes, addr: DatagramAddress | None = None) -> None:
         if addr is None:
             # After connect() the asyncio transport still thinks the socket is
             # unconnected, so it needs the peer spelled out.
@@ -341,7 +358,7 @@ class DatagramTransport:
                 raise ValueError("write() needs an address on an unconnected datagram port")
         self._t.sendto(datagram, addr)
 
-    def writeSequence(self, seq: Any, addr: Any = None) -> None:
+    def writeSequence(self, seq: Iterable[bytes], addr: DatagramAddress | None = None) -> None:
         self.write(b"".join(seq), addr)
 
     def connect(self, host: str, port: int) -> None:
@@ -351,10 +368,10 @@ class DatagramTransport:
         self._port._sock.connect((host, port))
         self._connected_to = (host, port)
 
-    def getHost(self) -> Any:
+    def getHost(self) -> IAddress:
         return self._port.getHost()
 
-    def getPeer(self) -> Any:
+    def getPeer(self) -> IAddress | None:
         return from_sockaddr(self._connected_to, "UDP") if self._connected_to else None
 
     def stopListening(self) -> None:
@@ -364,7 +381,7 @@ class DatagramTransport:
 
     # -- multicast -------------------------------------------------------------
 
-    def _sockopt(self, level: int, opt: int, value: Any) -> None:
+    def _sockopt(self, level: int, opt: int, value: int | bytes) -> None:
         self._port._sock.setsockopt(level, opt, value)
 
     def joinGroup(self, addr: str, interface: str = "") -> None:
@@ -401,16 +418,16 @@ class DatagramTransport:
 class _DatagramAdapter:
     __slots__ = ("_port",)
 
-    def __init__(self, port: "DatagramPort") -> None:
+    def __init__(self, port: DatagramPort) -> None:
         self._port = port
 
-    def connection_made(self, transport: Any) -> None:
+    def connection_made(self, transport: asyncio.DatagramTransport) -> None:
         port = self._port
         transport.set_protocol(port.protocol)
         port.transport = DatagramTransport(port, transport)
         port.protocol.makeConnection(port.transport)
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:  # before hand-over: never
+    def datagram_received(self, data: bytes, addr: object) -> None:  # before hand-over: never
         pass
 
     def error_received(self, exc: BaseException) -> None:
@@ -423,7 +440,8 @@ class _DatagramAdapter:
 class DatagramPort:
     """A bound datagram socket (UDP, multicast, UNIX datagram) serving one DatagramProtocol."""
 
-    def __init__(self, reactor: Any, kind: str, sock: socket.socket, protocol: Any, unlink: str | None = None) -> None:
+    def __init__(self, reactor: PortsMixin, kind: str, sock: socket.socket, protocol: DatagramProtocol,
+                 unlink: str | None = None) -> None:
         self.reactor = reactor
         self.kind = kind
         self.protocol = protocol
@@ -431,28 +449,33 @@ class DatagramPort:
         self.connected = False
         self._sock = sock
         self._unlink = unlink
-        self._aio: Any = None
+        self._aio: asyncio.DatagramTransport | None = None
         self._host = from_sockaddr(sock.getsockname(), "UDP")
 
     def startListening(self) -> None:
         loop = self.reactor.loop
         self.connected = True
-        coro = loop.create_datagram_endpoint(lambda: _DatagramAdapter(self), sock=self._sock)
+        adapter = cast("Callable[[], asyncio.DatagramProtocol]", lambda: _DatagramAdapter(self))  # by shape
+        coro = loop.create_datagram_endpoint(adapter, sock=self._sock)
         if loop.is_running():
             fut = asyncio.ensure_future(coro, loop=loop)
             fut.add_done_callback(self._served)
         else:
             self._aio = loop.run_until_complete(coro)[0]
 
-    def _served(self, fut: asyncio.Future) -> None:
+    def _served(self, fut: asyncio.Future[tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]]) -> None:
         if fut.cancelled() or fut.exception() is not None:
-            _log.error("could not serve datagrams on %s: %s", self._host, fut.exception() if not fut.cancelled() else "cancelled")
+            _log.error(
+                "could not serve datagrams on %s: %s",
+                self._host,
+                fut.exception() if not fut.cancelled() else "cancelled",
+            )
             return
         self._aio = fut.result()[0]
         if not self.connected:
             self._aio.close()
 
-    def getHost(self) -> Any:
+    def getHost(self) -> IAddress:
         return self._host
 
     def stopListening(self) -> None:
@@ -519,18 +542,22 @@ def bind_unix(kind: int, path: str, backlog: int | None, mode: int | None) -> so
 class PortsMixin:
     """The listen*/connect* half of the reactor interface."""
 
-    loop: asyncio.AbstractEventLoop
+    if TYPE_CHECKING:  # AsyncioReactor provides it
+
+        @property
+        def loop(self) -> asyncio.AbstractEventLoop: ...
 
     # -- stream servers ------------------------------------------------------
 
-    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> ListeningPort:
+    def listenTCP(self, port: int, factory: IProtocolFactory, backlog: int = 50, interface: str = "") -> ListeningPort:
         """Listen on TCP ``interface:port`` (all IPv4 interfaces by default); bound before returning."""
         sock = bind_inet(socket.SOCK_STREAM, interface, port, backlog)
         p = ListeningPort(self, "TCP", sock, factory)
         p.startListening()
         return p
 
-    def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50, interface: str = "") -> ListeningPort:
+    def listenSSL(self, port: int, factory: IProtocolFactory, contextFactory: IOpenSSLContextFactory | _ssl.SSLContext,
+                  backlog: int = 50, interface: str = "") -> ListeningPort:
         """Like listenTCP, with TLS from ``contextFactory`` (an ``ssl.SSLContext`` or ``.getContext()``)."""
         ctx = _ssl_context(contextFactory)
         sock = bind_inet(socket.SOCK_STREAM, interface, port, backlog)
@@ -538,7 +565,8 @@ class PortsMixin:
         p.startListening()
         return p
 
-    def listenUNIX(self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666, wantPID: bool = False) -> ListeningPort:
+    def listenUNIX(self, address: str, factory: IProtocolFactory, backlog: int = 50, mode: int = 0o666,
+                   wantPID: bool = False) -> ListeningPort:
         """Listen on a UNIX socket path; a stale socket file from a crash is replaced."""
         lock = None
         if wantPID:
@@ -555,22 +583,24 @@ class PortsMixin:
 
     # -- stream clients ------------------------------------------------------
 
-    def connectTCP(self, host: str, port: int, factory: Any, timeout: float = 30, bindAddress: Any = None) -> Connector:
+    def connectTCP(self, host: str, port: int, factory: ClientFactory, timeout: float = 30,
+                   bindAddress: tuple[str, int] | None = None) -> Connector:
         loop = self.loop
 
-        def open_connection(pf: Callable[[], Any]) -> Any:
+        def open_connection(pf: Callable[[], asyncio.Protocol]) -> Awaitable[object]:
             return loop.create_connection(pf, host, port, local_addr=bindAddress)
 
         c = Connector(self, "TCP", factory, timeout, open_connection, _destination(host, port))
         c.connect()
         return c
 
-    def connectSSL(self, host: str, port: int, factory: Any, contextFactory: Any, timeout: float = 30,
-                   bindAddress: Any = None) -> Connector:
+    def connectSSL(self, host: str, port: int, factory: ClientFactory,
+                   contextFactory: IOpenSSLContextFactory | _ssl.SSLContext, timeout: float = 30,
+                   bindAddress: tuple[str, int] | None = None) -> Connector:
         loop = self.loop
         ctx = _ssl_context(contextFactory)
 
-        def open_connection(pf: Callable[[], Any]) -> Any:
+        def open_connection(pf: Callable[[], asyncio.Protocol]) -> Awaitable[object]:
             return loop.create_connection(pf, host, port, ssl=ctx, local_addr=bindAddress,
                                           server_hostname=getattr(contextFactory, "hostname", None) or host)
 
@@ -578,10 +608,12 @@ class PortsMixin:
         c.connect()
         return c
 
-    def connectUNIX(self, address: str, factory: Any, timeout: float = 30, checkPID: bool = False) -> Connector:
+    def connectUNIX(
+        self, address: str, factory: ClientFactory, timeout: float = 30, checkPID: bool = False
+    ) -> Connector:
         loop = self.loop
 
-        def open_connection(pf: Callable[[], Any]) -> Any:
+        def open_connection(pf: Callable[[], asyncio.Protocol]) -> Awaitable[object]:
             return loop.create_unix_connection(pf, address)
 
         c = Connector(self, "UNIX", factory, timeout, open_connection, UNIXAddress(address))
@@ -590,13 +622,14 @@ class PortsMixin:
 
     # -- datagrams -------------------------------------------------------------
 
-    def listenUDP(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192) -> DatagramPort:
+    def listenUDP(self, port: int, protocol: DatagramProtocol, interface: str = "",
+                  maxPacketSize: int = 8192) -> DatagramPort:
         sock = bind_inet(socket.SOCK_DGRAM, interface, port, None, reuse=False)
         p = DatagramPort(self, "UDP", sock, protocol)
         p.startListening()
         return p
 
-    def listenMulticast(self, port: int, protocol: Any, interface: str = "", maxPacketSize: int = 8192,
+    def listenMulticast(self, port: int, protocol: DatagramProtocol, interface: str = "", maxPacketSize: int = 8192,
                         listenMultiple: bool = False) -> DatagramPort:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
@@ -612,14 +645,21 @@ class PortsMixin:
         p.startListening()
         return p
 
-    def listenUNIXDatagram(self, address: str, protocol: Any, maxPacketSize: int = 8192, mode: int = 0o666) -> DatagramPort:
+    def listenUNIXDatagram(self, address: str, protocol: DatagramProtocol, maxPacketSize: int = 8192,
+                           mode: int = 0o666) -> DatagramPort:
         sock = bind_unix(socket.SOCK_DGRAM, address, None, mode)
         p = DatagramPort(self, "UNIX", sock, protocol, unlink=address)
         p.startListening()
         return p
 
-    def connectUNIXDatagram(self, address: str, protocol: Any, maxPacketSize: int = 8192, mode: int = 0o666,
-                            bindAddress: str | None = None) -> DatagramPort:
+    def connectUNIXDatagram(
+        self,
+        address: str,
+        protocol: DatagramProtocol,
+        maxPacketSize: int = 8192,
+        mode: int = 0o666,
+        bindAddress: str | None = None,
+    ) -> DatagramPort:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             if bindAddress:

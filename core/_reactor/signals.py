@@ -23,7 +23,15 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import asyncio
+    from types import FrameType
+
+    # What signal.signal() accepts and returns (typeshed calls it signal._HANDLER).
+    _Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
 __all__ = ["StopSignals", "STOP_SIGNALS"]
 
@@ -42,8 +50,8 @@ class StopSignals:
         self.extra = dict(extra or {})
         self.stops = 0
         self._pending: list[int] = []
-        self._previous: dict[int, Any] = {}
-        self._loop: Any = None
+        self._previous: dict[int, _Handler] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def signals(self) -> tuple[int, ...]:
@@ -56,14 +64,14 @@ class StopSignals:
         for signum in self.signals:
             self._previous.setdefault(signum, signal.signal(signum, self._record))
 
-    def _record(self, signum: int, frame: Any) -> None:
+    def _record(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGINT and signal.SIGINT in self._pending:
             raise KeyboardInterrupt
         self._pending.append(signum)
 
     # -- with the loop running
 
-    def attach(self, loop: Any) -> bool:
+    def attach(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Handle the signals on ``loop`` from now on and deliver the held ones; False off the main thread."""
         try:
             for signum in self.signals:

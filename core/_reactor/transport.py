@@ -16,10 +16,18 @@ never reads therefore never buffers without bound.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, cast
 
 from tapster.core.address import from_sockaddr
 from tapster.core.failure import Failure
+
+if TYPE_CHECKING:
+    import asyncio
+    import socket
+
+    from tapster.core.interfaces import IAddress, IConnector, IPullProducer, IPushProducer
+    from tapster.core.protocol import Protocol
 
 __all__ = ["Transport", "attach"]
 
@@ -47,17 +55,17 @@ class Transport:
 
     def __init__(
         self,
-        aio_transport: Any,
-        protocol: Any,
+        aio_transport: asyncio.Transport,
+        protocol: Protocol,
         kind: str = "TCP",
-        connector: Any = None,
+        connector: IConnector | None = None,
         lost_hook: Callable[[Failure], None] | None = None,
     ) -> None:
         self._t = aio_transport
         self.protocol = protocol
         self.write: Callable[[bytes], None] = aio_transport.write
         self.disconnecting = False
-        self.producer: Any = None
+        self.producer: IPushProducer | IPullProducer | None = None
         self.streamingProducer = False
         self.connector = connector
         self._kind = kind
@@ -70,7 +78,7 @@ class Transport:
 
     # -- ITransport ---------------------------------------------------------
 
-    def writeSequence(self, data: Any) -> None:
+    def writeSequence(self, data: Iterable[bytes]) -> None:
         """Write an iterable of bytes in one go."""
         self._t.writelines(data)
 
@@ -91,15 +99,16 @@ class Transport:
         self._aborted = True
         self._t.abort()
 
-    def getPeer(self) -> Any:
+    def getPeer(self) -> IAddress:
         return from_sockaddr(self._t.get_extra_info("peername"), self._kind)
 
-    def getHost(self) -> Any:
+    def getHost(self) -> IAddress:
         return from_sockaddr(self._t.get_extra_info("sockname"), self._kind)
 
-    def getHandle(self) -> Any:
-        """The underlying socket object (asyncio's read-only socket wrapper)."""
-        return self._t.get_extra_info("socket")
+    def getHandle(self) -> socket.socket:
+        """The underlying socket object (asyncio's read-only socket wrapper, which has a socket's methods)."""
+        sock: socket.socket = self._t.get_extra_info("socket")
+        return sock
 
     def getTcpNoDelay(self) -> bool:
         import socket
@@ -127,7 +136,7 @@ class Transport:
 
     # -- IConsumer -------------------------------------------------------------
 
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
+    def registerProducer(self, producer: IPushProducer | IPullProducer, streaming: bool) -> None:
         """Attach a producer whose output this transport consumes.
 
         ``streaming`` producers are paused and resumed as the write buffer
@@ -145,7 +154,7 @@ class Transport:
         self.streamingProducer = bool(streaming)
         if streaming:
             if self._writing_paused:
-                producer.pauseProducing()
+                cast("IPushProducer", producer).pauseProducing()
         else:
             self._schedule_pull()
 
@@ -200,7 +209,7 @@ class Transport:
         producer = self.producer
         if producer is not None:
             if self.streamingProducer:
-                producer.pauseProducing()
+                cast("IPushProducer", producer).pauseProducing()
         else:
             self._reading_paused_by_us = True
             self._sync_reading()
@@ -230,13 +239,14 @@ class Transport:
 
 
 def attach(
-    protocol: Any,
-    aio_transport: Any,
+    protocol: Protocol,
+    aio_transport: asyncio.BaseTransport,
     kind: str = "TCP",
-    connector: Any = None,
+    connector: IConnector | None = None,
     lost_hook: Callable[[Failure], None] | None = None,
 ) -> Transport:
     """Wrap ``aio_transport`` and hand it to ``protocol.makeConnection``."""
-    transport = Transport(aio_transport, protocol, kind, connector, lost_hook)
+    # Every stream transport asyncio hands a protocol is a read-write one.
+    transport = Transport(cast("asyncio.Transport", aio_transport), protocol, kind, connector, lost_hook)
     protocol.makeConnection(transport)
     return transport

@@ -93,7 +93,7 @@ def check_hash(stored: str) -> str:
     return stored
 
 
-check_hash.coerceDoc = "A hash printed by a previous build (scrypt$...), never a password."  # type: ignore[attr-defined]
+check_hash.coerceDoc = "A hash printed by a previous build (scrypt$...), never a password."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
 def check_password(stored: str, password: str) -> bool:

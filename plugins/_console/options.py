@@ -36,7 +36,7 @@ def duration(value: Any) -> float:
     return seconds
 
 
-duration.coerceDoc = "Seconds, or a number with s, m or h (15m); 0 turns the timeout off."  # type: ignore[attr-defined]
+duration.coerceDoc = "Seconds, or a number with s, m or h (15m); 0 turns the timeout off."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
 def session_limit(value: Any) -> int:
@@ -46,7 +46,7 @@ def session_limit(value: Any) -> int:
     return number
 
 
-session_limit.coerceDoc = "At least 1."  # type: ignore[attr-defined]
+session_limit.coerceDoc = "At least 1."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
 def listen_description(port: str, interface: str) -> str:
@@ -151,4 +151,4 @@ def _hash(value: str) -> str:
     return check_hash(value)
 
 
-_hash.coerceDoc = "As printed in a saved recipe (scrypt$...)."  # type: ignore[attr-defined]
+_hash.coerceDoc = "As printed in a saved recipe (scrypt$...)."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows

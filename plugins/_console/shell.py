@@ -99,7 +99,7 @@ class _ClientStream(io.TextIOBase):
         self._write = write
 
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:  # type: ignore[override]  # a plain attribute in TextIOBase's stub
         return "utf-8"
 
     def writable(self) -> bool:

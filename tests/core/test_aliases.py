@@ -59,7 +59,7 @@ def test_a_pickle_naming_old_paths_loads(tmp_path: Path) -> None:
     path = tmp_path / "old.tap"
     path.write_bytes(data)
     loaded = persist.load(str(path), kind="pickle")
-    assert type(loaded) is Application and isinstance(list(loaded)[0], MultiService)
+    assert type(loaded) is Application and isinstance(next(iter(loaded)), MultiService)
 
 
 def test_an_alias_never_makes_an_undeclared_name_loadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

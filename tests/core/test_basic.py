@@ -296,7 +296,7 @@ def test_pause_holds_lines_until_resume():
 
 
 def test_pauseProducing_from_outside_stops_delivery():
-    p, tr = connect(Lines())
+    p, _tr = connect(Lines())
     p.pauseProducing()
     p.dataReceived(b"x\r\ny\r\n")
     assert p.lines == []
@@ -585,7 +585,7 @@ def test_partial_length_digits_wait_for_the_colon():
 
 
 def test_incomplete_netstring_waits_for_more():
-    p, tr = connect(Strings())
+    p, _tr = connect(Strings())
     p.dataReceived(b"5:hel")
     assert p.strings == [] and not p.brokenPeer
     p.dataReceived(b"lo")
@@ -686,7 +686,7 @@ def test_length_prefix_above_max_length_calls_lengthLimitExceeded_and_closes():
 
 
 def test_lowered_max_length_applies_to_int16():
-    p, tr = connect(recorder(Int16StringReceiver)())
+    p, _tr = connect(recorder(Int16StringReceiver)())
     p.MAX_LENGTH = 10
     p.dataReceived(struct.pack("!H", 10) + b"0123456789")
     p.dataReceived(struct.pack("!H", 11))
@@ -695,7 +695,7 @@ def test_lowered_max_length_applies_to_int16():
 
 
 def test_int_receiver_pause_and_resume():
-    p, tr = connect(recorder(Int8StringReceiver)())
+    p, _tr = connect(recorder(Int8StringReceiver)())
     stream = b"".join(struct.pack("!B", len(m)) + m for m in (b"a", b"pause", b"b", b"c"))
     p.dataReceived(stream)
     assert p.strings == [b"a", b"pause"]
@@ -867,7 +867,7 @@ def test_line_receiver_matches_the_naive_model_under_random_chunking(seed):
     rng = random.Random(seed)
     stream = _random_stream(rng)
     cuts = sorted(rng.sample(range(1, len(stream)), min(len(stream) - 1, rng.randrange(0, 12))))
-    chunks = [stream[i:j] for i, j in zip([0] + cuts, cuts + [len(stream)])]
+    chunks = [stream[i:j] for i, j in zip([0] + cuts, cuts + [len(stream)], strict=True)]
 
     model_transport = _FlagTransport()
     model = _Model(model_transport)

@@ -36,7 +36,8 @@ def test_loading_a_pickle_imports_no_other_format(tmp_path) -> None:
     persist.save(Application("app"), str(path))
     code = (
         "import sys; from tapster.core import persist; persist.load(sys.argv[1]); "
-        "print(sorted(m for m in sys.modules if m.endswith('_format') or m in ('yaml', 'tapster.core._persist.walker')))"
+        "print(sorted(m for m in sys.modules"
+        " if m.endswith('_format') or m in ('yaml', 'tapster.core._persist.walker')))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['tapster.core._persist.pickle_format']"

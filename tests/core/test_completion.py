@@ -168,7 +168,7 @@ for line in "$@"; do
   zpty -w -n z $'\x15'
 done
 zpty -d z
-"""
+"""  # noqa: E501 - a zsh script, kept line for line
 
 
 def run_zsh_completions(workdir: Path, lines: list[str]) -> dict[str, set[str]]:
@@ -280,7 +280,7 @@ def test_bash_completes_options_commands_and_values(workdir):
     ]
     results = run_bash_completions(workdir, [words for words, _ in cases])
     assert len(results) == len(cases)
-    for (words, expected), got in zip(cases, results):
+    for (words, expected), got in zip(cases, results, strict=True):
         assert_candidates(set(got), expected, words)
 
 

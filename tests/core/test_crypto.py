@@ -15,10 +15,10 @@ import pytest
 
 pytest.importorskip("cryptography")
 
-from tapster.core import persist  # noqa: E402
-from tapster.core._persist import crypto as _crypto  # noqa: E402
-from tapster.core.errors import BadPassphrase, PersistError  # noqa: E402
-from tapster.core.service import Application, Service  # noqa: E402
+from tapster.core import persist
+from tapster.core._persist import crypto as _crypto
+from tapster.core.errors import BadPassphrase, PersistError
+from tapster.core.service import Application, Service
 
 
 @pytest.fixture

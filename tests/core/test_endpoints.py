@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tapster.core import endpoints
-from tapster.core import internet
+from tapster.core import endpoints, internet
 from tapster.core.endpoints import EndpointError, describe, parse
 from tapster.core.errors import TapsterError
 from tapster.core.protocol import Factory, Protocol
@@ -35,7 +34,10 @@ def test_public_names_are_exported():
 
 
 def test_importing_is_cheap():
-    code = "import sys, tapster.core.endpoints; print(sorted(m for m in ('asyncio', 'ssl', 'tapster.core.internet') if m in sys.modules))"
+    code = (
+        "import sys, tapster.core.endpoints; "
+        "print(sorted(m for m in ('asyncio', 'ssl', 'tapster.core.internet') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -60,15 +62,24 @@ def test_importing_is_cheap():
         ("unix:/a:0640", ("unix", ("/a",), {"mode": 0o640, "backlog": 50, "wantPID": True})),
         (
             "ssl:443:privateKey=k.pem",
-            ("ssl", (443,), {"privateKey": "k.pem", "certKey": "k.pem", "sslmethod": None, "interface": "", "backlog": 50}),
+            (
+                "ssl",
+                (443,),
+                {"privateKey": "k.pem", "certKey": "k.pem", "sslmethod": None, "interface": "", "backlog": 50},
+            ),
         ),
         (
             "ssl:443:privateKey=k.pem:certKey=c.pem:interface=127.0.0.1:backlog=9:sslmethod=TLSv1_3_METHOD",
             (
                 "ssl",
                 (443,),
-                {"privateKey": "k.pem", "certKey": "c.pem", "sslmethod": "TLSv1_3_METHOD", "interface": "127.0.0.1",
-                 "backlog": 9},
+                {
+                    "privateKey": "k.pem",
+                    "certKey": "c.pem",
+                    "sslmethod": "TLSv1_3_METHOD",
+                    "interface": "127.0.0.1",
+                    "backlog": 9,
+                },
             ),
         ),
     ],
@@ -154,7 +165,10 @@ def test_describe_normalises(description, normal):
         ("-1", ["port '-1' is not an integer"]),
         ("tcp:", ["missing port", "tcp:8007"]),
         ("tcp:interface=127.0.0.1", ["missing port"]),
-        ("tcp:80:iface=lo", ["unknown keyword 'iface' for tcp", "did you mean interface=?", "known: port, interface, backlog"]),
+        (
+            "tcp:80:iface=lo",
+            ["unknown keyword 'iface' for tcp", "did you mean interface=?", "known: port, interface, backlog"],
+        ),
         ("unix:/a:modes=600", ["unknown keyword 'modes' for unix", "mode"]),
         ("tcp:80:port=81", ["port is given twice"]),
         ("tcp:80:interface=a:interface=b", ["interface= is given twice"]),
@@ -244,7 +258,12 @@ def test_ssl_service_holds_a_picklable_context_factory():
 
 @pytest.mark.parametrize(
     "description",
-    ["tcp:8007:interface=127.0.0.1", r"tcp6:80:interface=\:\:1", "unix:/run/a.sock:mode=600", "ssl:443:privateKey=k.pem"],
+    [
+        "tcp:8007:interface=127.0.0.1",
+        r"tcp6:80:interface=\:\:1",
+        "unix:/run/a.sock:mode=600",
+        "ssl:443:privateKey=k.pem",
+    ],
 )
 def test_services_pickle_and_describe_the_same_after(description):
     svc = endpoints.service(description, _factory())
@@ -437,7 +456,7 @@ def test_ssl_service_with_missing_key_fails_at_start_naming_it(shared_reactor, t
 
     missing = str(tmp_path / "gone.key")
     svc = endpoints.service(f"ssl:0:privateKey={missing}:interface=127.0.0.1", _greeter())
-    with pytest.raises(TLSContextError, match="gone.key"):
+    with pytest.raises(TLSContextError, match=r"gone.key"):
         svc.startService()
 
 
@@ -478,9 +497,9 @@ def test_unix_endpoints_listen_and_connect(shared_reactor, run_until, short_tmp)
 def test_ssl_endpoints_verify_and_talk(shared_reactor, run_until, tmp_path, self_signed):
     key, cert = self_signed(tmp_path)
     q = endpoints.quoteStringArgument
-    port = endpoints.serverFromString(shared_reactor, f"ssl:0:privateKey={q(key)}:certKey={q(cert)}:interface=127.0.0.1").listen(
-        _greeter(b"ssl ep")
-    )
+    port = endpoints.serverFromString(
+        shared_reactor, f"ssl:0:privateKey={q(key)}:certKey={q(cert)}:interface=127.0.0.1"
+    ).listen(_greeter(b"ssl ep"))
     try:
         client = CollectingFactory()
         endpoints.clientFromString(

@@ -29,7 +29,7 @@ def test_every_exception_of_the_library_is_in_the_one_tree() -> None:
     found = {}
     for info in pkgutil.walk_packages(tapster.core.__path__, "tapster.core."):
         module = importlib.import_module(info.name)
-        for name, obj in vars(module).items():
+        for _name, obj in vars(module).items():
             if isinstance(obj, type) and issubclass(obj, BaseException) and obj.__module__.startswith("tapster."):
                 if not obj.__name__.startswith("_"):
                     found[obj.__name__] = obj  # by its own name: usage.error is UsageError

@@ -9,9 +9,23 @@ import sys
 import pytest
 
 PUBLIC = [
-    "tapster.core.address", "tapster.core.basic", "tapster.core.endpoints", "tapster.core.errors", "tapster.core.failure", "tapster.core.hookspecs",
-    "tapster.core.internet", "tapster.core.log", "tapster.core.persist", "tapster.core.plugin", "tapster.core.protocol", "tapster.core.reactor",
-    "tapster.core.service", "tapster.core.ssl", "tapster.core.task", "tapster.core.testing", "tapster.core.usage",
+    "tapster.core.address",
+    "tapster.core.basic",
+    "tapster.core.endpoints",
+    "tapster.core.errors",
+    "tapster.core.failure",
+    "tapster.core.hookspecs",
+    "tapster.core.internet",
+    "tapster.core.log",
+    "tapster.core.persist",
+    "tapster.core.plugin",
+    "tapster.core.protocol",
+    "tapster.core.reactor",
+    "tapster.core.service",
+    "tapster.core.ssl",
+    "tapster.core.task",
+    "tapster.core.testing",
+    "tapster.core.usage",
 ]
 
 
@@ -24,17 +38,54 @@ def test_all_names_exist(name: str) -> None:
 
 
 TWISTED_NAMES = {
-    "tapster.core.service:Service": ["startService", "stopService", "privilegedStartService", "setServiceParent",
-                             "disownServiceParent", "setName", "running", "name", "parent"],
-    "tapster.core.service:MultiService": ["getServiceNamed", "namedServices", "addService", "removeService", "__iter__"],
+    "tapster.core.service:Service": [
+        "startService",
+        "stopService",
+        "privilegedStartService",
+        "setServiceParent",
+        "disownServiceParent",
+        "setName",
+        "running",
+        "name",
+        "parent",
+    ],
+    "tapster.core.service:MultiService": [
+        "getServiceNamed",
+        "namedServices",
+        "addService",
+        "removeService",
+        "__iter__",
+    ],
     "tapster.core.protocol:Protocol": ["makeConnection", "connectionMade", "dataReceived", "connectionLost", "factory"],
-    "tapster.core.protocol:Factory": ["buildProtocol", "doStart", "doStop", "startFactory", "stopFactory", "protocol",
-                              "forProtocol"],
+    "tapster.core.protocol:Factory": [
+        "buildProtocol",
+        "doStart",
+        "doStop",
+        "startFactory",
+        "stopFactory",
+        "protocol",
+        "forProtocol",
+    ],
     "tapster.core.protocol:ClientFactory": ["startedConnecting", "clientConnectionFailed", "clientConnectionLost"],
-    "tapster.core.basic:LineReceiver": ["lineReceived", "sendLine", "setRawMode", "setLineMode", "rawDataReceived",
-                                "lineLengthExceeded", "delimiter", "MAX_LENGTH"],
-    "tapster.core.usage:Options": ["parseOptions", "postOptions", "parseArgs", "getSynopsis", "getUsage", "opt_help",
-                           "opt_version"],
+    "tapster.core.basic:LineReceiver": [
+        "lineReceived",
+        "sendLine",
+        "setRawMode",
+        "setLineMode",
+        "rawDataReceived",
+        "lineLengthExceeded",
+        "delimiter",
+        "MAX_LENGTH",
+    ],
+    "tapster.core.usage:Options": [
+        "parseOptions",
+        "postOptions",
+        "parseArgs",
+        "getSynopsis",
+        "getUsage",
+        "opt_help",
+        "opt_version",
+    ],
 }
 
 
@@ -46,8 +97,20 @@ def test_twisted_names(where: str) -> None:
     assert not missing
 
 
-@pytest.mark.parametrize("module", ["tapster.core.usage", "tapster.core.protocol", "tapster.core.basic", "tapster.core.service", "tapster.core.reactor",
-                                    "tapster.core.endpoints", "tapster.core.internet", "tapster.plugins.qotd", "tapster.mktap.options"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "tapster.core.usage",
+        "tapster.core.protocol",
+        "tapster.core.basic",
+        "tapster.core.service",
+        "tapster.core.reactor",
+        "tapster.core.endpoints",
+        "tapster.core.internet",
+        "tapster.plugins.qotd",
+        "tapster.mktap.options",
+    ],
+)
 def test_light_modules_do_not_import_asyncio(module: str) -> None:
     """What ``mktap --help`` and plugin listing load must not pay for asyncio (~70 ms here)."""
     code = f"import sys, {module}; print('asyncio' in sys.modules)"

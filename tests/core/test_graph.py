@@ -200,7 +200,11 @@ def test_instance_without_state_has_none_and_empty_getstate_keeps_its_empty_dict
 def test_classes_and_functions_are_globals_by_import_path():
     node = walk([TCPServer, module_function, len]).root
     paths = [(n.module, n.qualname) for n in node.items]
-    assert paths == [("tapster.core.internet", "TCPServer"), ("tests.core.test_graph", "module_function"), ("builtins", "len")]
+    assert paths == [
+        ("tapster.core.internet", "TCPServer"),
+        ("tests.core.test_graph", "module_function"),
+        ("builtins", "len"),
+    ]
     assert all(isinstance(n, Global) for n in node.items)
 
 

@@ -113,7 +113,13 @@ def test_a_fifo_is_refused_and_never_blocks(tmp_path: Path) -> None:
     path = tmp_path / "pipe.tap"
     os.mkfifo(path)
     outcome: list[BaseException] = []
-    thread = threading.Thread(target=lambda: outcome.append(pytest.raises(PersistError, persist.load, str(path)).value))
+
+    def attempt() -> None:
+        with pytest.raises(PersistError) as raised:
+            persist.load(str(path))
+        outcome.append(raised.value)
+
+    thread = threading.Thread(target=attempt)
     thread.daemon = True
     thread.start()
     thread.join(5)

@@ -116,7 +116,7 @@ def plugin_with_methods(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 def test_a_declared_method_loads_and_runs(plugin_with_methods: Path) -> None:
     clock = '<instance id="c" module="methplug.parts" class="Clock" />'
     app = load(plugin_with_methods, timer_app(f'<method name="tick">{clock}</method>', "<int>3</int>"))
-    timer = list(app)[0]  # type: ignore[call-overload]
+    timer = next(iter(app))  # type: ignore[call-overload]
     func, args, _ = timer.call
     func(*args)
     assert func.__self__.ticks == 3

@@ -49,7 +49,6 @@ from tests.core.test_reactor import (  # the shared harness: one fresh reactor p
     _unresponsive_listener,
     drain,
     env,  # noqa: F401 - a fixture: a fresh reactor per test, on asyncio and on uvloop
-    make_reactor,
     sockdir,  # noqa: F401 - a fixture
 )
 
@@ -295,7 +294,7 @@ def test_unix_server_refuses_a_live_socket(env, sockdir):
     live.listen(1)
     svc = UNIXServer(path, env.factory())
     svc.reactor = env.reactor
-    with pytest.raises(CannotListenError, match="busy.sock"):
+    with pytest.raises(CannotListenError, match=r"busy.sock"):
         svc.privilegedStartService()
 
 
@@ -366,7 +365,7 @@ def tls_files(tmp_path_factory):
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, LOCAL)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

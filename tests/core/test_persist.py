@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import io
+import os
 import pickle
 import stat
 
@@ -90,7 +90,7 @@ def test_save_application_uses_name_and_tag_in_cwd(tmp_path, monkeypatch):
 
 
 def test_format_for_unknown_kind_is_a_persist_error():
-    with pytest.raises(PersistError, match="unknown format 'nope'.*pickle"):
+    with pytest.raises(PersistError, match=r"unknown format 'nope'.*pickle"):
         persist.format_for("nope")
 
 
@@ -139,7 +139,7 @@ def test_failed_rename_leaves_old_file_untouched_and_no_temp_file(tmp_path, monk
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "replace", broken_replace)
-    with pytest.raises(PersistError, match="cannot write .*demo.tap.*Input/output error"):
+    with pytest.raises(PersistError, match=r"cannot write .*demo.tap.*Input/output error"):
         persist.save(make_app("new"), str(path))
     monkeypatch.undo()
     assert path.read_bytes() == before

@@ -102,9 +102,14 @@ def test_exit_status_help_renders_continuation_lines() -> None:
     assert text == "Exit status:\n  0  fine\n  1  broken\n     really"
 
 
-@pytest.mark.parametrize("command, meanings", [
-    ("mktap", "tapster.mktap.options"), ("tapconvert", "tapster.mktap.tapconvert"), ("twistd", "tapster.twistd.options"),
-])
+@pytest.mark.parametrize(
+    "command, meanings",
+    [
+        ("mktap", "tapster.mktap.options"),
+        ("tapconvert", "tapster.mktap.tapconvert"),
+        ("twistd", "tapster.twistd.options"),
+    ],
+)
 def test_each_command_documents_the_statuses_it_uses(command: str, meanings: str) -> None:
     import importlib
 

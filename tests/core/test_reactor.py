@@ -18,7 +18,8 @@ import struct
 import tempfile
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -54,7 +55,7 @@ class Env:
     def __init__(self, reactor: Any) -> None:
         self.reactor = reactor
         self._closers: list[Callable[[], Any]] = []
-        self.factories: list["RecFactory"] = []
+        self.factories: list[RecFactory] = []
         self._ran = False
 
     def defer(self, closer: Callable[[], Any]) -> None:
@@ -91,7 +92,7 @@ class Env:
             raise AssertionError(f"the reactor did not stop within {timeout}s")
         dog.cancel()
 
-    def factory(self, protocol: type = None) -> "RecFactory":
+    def factory(self, protocol: type | None = None) -> RecFactory:
         f = RecFactory(protocol or Rec)
         self.factories.append(f)
         return f

@@ -144,7 +144,9 @@ def test_saving_as_xml_checks_the_same_declarations(tmp_path: Path) -> None:
     Service().setServiceParent(app)
     assert b"tapster.core.service" in persist.dumps(app, "xml")
     Undeclared().setServiceParent(app)
-    with pytest.raises(PersistError, match=r"cannot save this application as XML: tests\.core\.test_safety\.Undeclared"):
+    with pytest.raises(
+        PersistError, match=r"cannot save this application as XML: tests\.core\.test_safety\.Undeclared"
+    ):
         persist.dumps(app, "xml")
     assert safety.dotted(Service) in safe_names().declared()
 

@@ -458,7 +458,7 @@ def test_pickled_tree_keeps_parents_and_names_but_not_running():
     new_leaf = new_inner.getServiceNamed("leaf")
     assert new_inner.parent is loaded
     assert new_leaf.parent is new_inner
-    assert list(loaded)[0] is new_inner  # services list and namedServices share objects
+    assert next(iter(loaded)) is new_inner  # services list and namedServices share objects
     assert list(new_inner) == [new_leaf]
     assert list(loaded)[1].parent is loaded
     for svc in (loaded, new_inner, new_leaf, list(loaded)[1]):

@@ -86,7 +86,7 @@ def assert_same_application(original: Application, loaded: Application, style: s
         original.name, original.processName, original.uid, original.gid)
     assert loaded.persistStyle == style
     assert [s.name for s in loaded] == [s.name for s in original]
-    for before, after in zip(original, loaded):
+    for before, after in zip(original, loaded, strict=True):
         assert type(after) is type(before)
         assert after.parent is loaded  # identity, not an equal copy
         assert loaded.getServiceNamed(after.name) is after
@@ -241,7 +241,7 @@ def test_enums_ordered_dicts_dates_and_methods_round_trip(tmp_path, allow_tests)
         color=Color.BLUE,
         ordered=collections.OrderedDict([("b", 1), ("a", 2)]),
         counts=collections.defaultdict(list, {"x": [1]}),
-        when=datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.timezone.utc),
+        when=datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.UTC),
         pattern=re.compile(r"\d+", re.I),
         where=Path("/srv/quotes"),
     )
@@ -287,7 +287,9 @@ def test_socket_is_refused_and_the_old_file_is_untouched(tmp_path):
     app = Application("demo")
     TCPServer(0, factory).setServiceParent(app)
     try:
-        with pytest.raises(PersistError, match=r"^application\.services\[0\]\.args\[1\]\.sock: a socket\.socket cannot be saved"):
+        with pytest.raises(
+            PersistError, match=r"^application\.services\[0\]\.args\[1\]\.sock: a socket\.socket cannot be saved"
+        ):
             persist.save(app, str(path))
     finally:
         factory.sock.close()
@@ -322,13 +324,28 @@ def test_os_system_as_a_call_is_refused_and_nothing_runs(tmp_path):
         ('<global module="tapster.core.service" name="Service.__subclasses__" />', "special attribute"),
         ('<global module="tapster.core.service" name="__builtins__" />', "special attribute"),
         ('<call module="tapster.core.internet" name="TCPServer"><args><int>1</int></args></call>', "may not be called"),
-        ('<call module="tapster.core.persist" name="atomic_write"><args><str>x</str><bytes>eA==</bytes></args></call>',
-         "tapster.core.persist.atomic_write is not allowed"),
-        ('<global module="tapster.core.persist" name="atomic_write" />', "tapster.core.persist.atomic_write is not allowed"),
-        ('<call module="functools" name="partial"><args><global module="tapster.core.persist" name="save" /></args></call>',
-         "tapster.core.persist.save is not allowed"),
-        ('<instance module="tapster.plugins.qotd" class="makeService" />', "tapster.plugins.qotd.makeService is not allowed"),
-        ('<instance module="tapster.plugins.qotd" class="ServerFactory" />', "tapster.plugins.qotd.ServerFactory is not allowed"),
+        (
+            '<call module="tapster.core.persist" name="atomic_write">'
+            "<args><str>x</str><bytes>eA==</bytes></args></call>",
+            "tapster.core.persist.atomic_write is not allowed",
+        ),
+        (
+            '<global module="tapster.core.persist" name="atomic_write" />',
+            "tapster.core.persist.atomic_write is not allowed",
+        ),
+        (
+            '<call module="functools" name="partial">'
+            '<args><global module="tapster.core.persist" name="save" /></args></call>',
+            "tapster.core.persist.save is not allowed",
+        ),
+        (
+            '<instance module="tapster.plugins.qotd" class="makeService" />',
+            "tapster.plugins.qotd.makeService is not allowed",
+        ),
+        (
+            '<instance module="tapster.plugins.qotd" class="ServerFactory" />',
+            "tapster.plugins.qotd.ServerFactory is not allowed",
+        ),
         ('<global module="os.path" name="join" />', "os.path.join"),
         ('<global module="core" name="os; import os" />', "not a valid import path"),
         ('<method name="__class__"><str>x</str></method>', "not allowed"),
@@ -384,7 +401,7 @@ def test_doctype_file_is_recognised_as_xml_so_its_refusal_is_clear(tmp_path):
 @pytest.mark.parametrize(
     "data, message",
     [
-        ('<?xml version="1.0" encoding="utf-16"?><tapster-application format="1"/>'.encode(), "encoding 'utf-16'"),
+        (b'<?xml version="1.0" encoding="utf-16"?><tapster-application format="1"/>', "encoding 'utf-16'"),
         (b'<?xml version="1.0"?><tapster-application format="1"><str>\xff</str></tapster-application>', "not UTF-8"),
         (document("<list><str>x</list>").encode(), "not well-formed XML at line 3"),
         (document("<banana />").encode(), "line 3: unknown element <banana>"),
@@ -395,8 +412,13 @@ def test_doctype_file_is_recognised_as_xml_so_its_refusal_is_clear(tmp_path):
         (b'<?xml version="1.0"?><application format="1"><none/></application>', "root element is <application>"),
         (b'<?xml version="1.0"?><tapster-application format="9"><none/></tapster-application>', "format '9'"),
         (b'<?xml version="1.0"?><tapster-application><none/></tapster-application>', "no format attribute"),
-        (document('<instance module="tapster.core.service" class="Service"><attr name="__class__"><none /></attr></instance>')
-         .encode(), "special attribute"),
+        (
+            document(
+                '<instance module="tapster.core.service" class="Service">'
+                '<attr name="__class__"><none /></attr></instance>'
+            ).encode(),
+            "special attribute",
+        ),
     ],
 )
 def test_bad_files_are_one_clear_line(tmp_path, data, message):
@@ -449,7 +471,7 @@ def test_running_a_loaded_timer_cannot_be_handed_a_core_function(tmp_path):
         f'<tuple><str>{tmp_path / "written"}</str><bytes encoding="ascii">x</bytes></tuple><dict /></tuple></attr>'
         "</instance>"
     )
-    with pytest.raises(PersistError, match="tapster.core.persist.atomic_write is not allowed in an XML application"):
+    with pytest.raises(PersistError, match=r"tapster.core.persist.atomic_write is not allowed in an XML application"):
         load_text(tmp_path, document(body))
     assert not (tmp_path / "written").exists()
 

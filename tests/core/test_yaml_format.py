@@ -14,8 +14,8 @@ from tapster.core._persist import yaml_format as _yaml_format
 from tapster.core.errors import PersistError
 from tapster.core.internet import TCPServer
 from tapster.core.plugin import ServiceMaker
-from tapster.core.service import Application, Service
 from tapster.core.plugin import build_application as build
+from tapster.core.service import Application, Service
 
 
 class DemoOptions(usage.Options):
@@ -242,7 +242,9 @@ def test_python_tag_is_refused_and_nothing_runs(tmp_path: Path) -> None:
 
 def test_unknown_plugin_names_the_service_and_suggests(tmp_path: Path) -> None:
     path = write(tmp_path, "services:\n  - plugin: qotd\n  - plugin: ecoh\n    name: mine\n")
-    with pytest.raises(PersistError, match=r"service 'mine' \(plugin ecoh\): unknown plugin 'ecoh'; did you mean 'echo'"):
+    with pytest.raises(
+        PersistError, match=r"service 'mine' \(plugin ecoh\): unknown plugin 'ecoh'; did you mean 'echo'"
+    ):
         persist.load(path)
 
 
@@ -260,7 +262,9 @@ def test_bad_option_value_names_the_service_and_the_option(tmp_path: Path) -> No
 
 def test_plugin_failing_to_build_names_the_service(tmp_path: Path, demo_plugin) -> None:
     path = write(tmp_path, "services:\n  - plugin: demo\n    options: {greeting: explode}\n")
-    with pytest.raises(PersistError, match=r"service 'demo' \(plugin demo\): the plugin could not build it: RuntimeError: kaput"):
+    with pytest.raises(
+        PersistError, match=r"service 'demo' \(plugin demo\): the plugin could not build it: RuntimeError: kaput"
+    ):
         persist.load(path)
 
 
@@ -271,7 +275,10 @@ def test_plugin_failing_to_build_names_the_service(tmp_path: Path, demo_plugin) 
         ("- just a list\n", "a recipe is a mapping"),
         ("name: x\nservice:\n  - plugin: qotd\n", r"unknown key 'service' \(did you mean 'services'\?\)"),
         ("tapster: 2\nservices: []\n", "recipe version 2"),
-        ("services:\n  - plugin: qotd\n    option: {}\n", r"service #1: unknown key 'option' \(did you mean 'options'\?\)"),
+        (
+            "services:\n  - plugin: qotd\n    option: {}\n",
+            r"service #1: unknown key 'option' \(did you mean 'options'\?\)",
+        ),
         ("services:\n  - name: x\n", r"service #1: 'plugin: NAME' is missing"),
         ("services:\n  - qotd\n", "each service is a mapping"),
         ("services: {plugin: qotd}\n", "services must be a list"),

@@ -18,7 +18,7 @@ import struct
 import subprocess
 import termios
 import time
-from typing import Pattern
+from re import Pattern
 
 import pytest
 

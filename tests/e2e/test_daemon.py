@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -60,7 +60,7 @@ def test_daemon_start_serve_stop(tmp_path: Path, daemons: list[int]) -> None:
     assert os.getsid(pid) == pid or os.getsid(pid) != os.getsid(0)  # its own session, not ours
     assert nc(port) == b"daemonic\r\n"
     log = (tmp_path / "qotd.log").read_text()
-    assert "listening on 127.0.0.1:%d" % port in log and "qotd started" in log
+    assert f"listening on 127.0.0.1:{port}" in log and "qotd started" in log
 
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not (tmp_path / PIDFILE).exists() and not _alive(pid), "the daemon to exit")

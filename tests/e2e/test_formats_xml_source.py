@@ -1,4 +1,7 @@
-"""End to end: mktap -t xml / -t source builds, twistd runs the file, a client gets the quote; hostile XML runs nothing."""
+"""End to end: mktap -t xml / -t source builds, twistd runs the file, a client gets the quote.
+
+Hostile XML runs nothing.
+"""
 
 from __future__ import annotations
 

@@ -51,7 +51,9 @@ def test_the_runcode_timer_from_the_issue_never_runs(tmp_path: Path) -> None:
     from tests.core.test_hostile_methods import timer_app
 
     marker = tmp_path / "PWNED"
-    shell = '<instance module="tapster.plugins._console.shell" class="Shell"><attr name="locals"><dict /></attr></instance>'
+    shell = (
+        '<instance module="tapster.plugins._console.shell" class="Shell"><attr name="locals"><dict /></attr></instance>'
+    )
     (tmp_path / "evil.tax").write_text(timer_app(f'<method name="runcode">{shell}</method>',
                                                  f"<str>open({str(marker)!r}, 'w')</str>"))
     r = run("twistd", "-n", "-o", "-x", "evil.tax", cwd=tmp_path)

@@ -7,8 +7,8 @@ openssh-client (``.ci/run`` installs it).
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -138,7 +138,9 @@ def test_encrypted_build_is_ciphertext_and_wrong_passphrase_leaves_it(tmp_path: 
 def test_tapconvert_round_trip_through_encrypted_yaml(tmp_path: Path, twistd) -> None:
     (tmp_path / "pw").write_text("pw\n")
     qotd_port, echo_port = free_port(), free_port()
-    assert run("mktap", "-n", "site", "qotd", "-p", endpoint(qotd_port), "-s", "Converted", cwd=tmp_path).returncode == 0
+    assert (
+        run("mktap", "-n", "site", "qotd", "-p", endpoint(qotd_port), "-s", "Converted", cwd=tmp_path).returncode == 0
+    )
     assert run("mktap", "-a", "site.tap", "echo", "-p", endpoint(echo_port), cwd=tmp_path).returncode == 0
     steps = [
         ["-i", "site.tap", "-o", "site.eyaml", "-e", "--passphrase-file", "pw"],

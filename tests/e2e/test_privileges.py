@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
-import grp
 import socket
 from pathlib import Path
 

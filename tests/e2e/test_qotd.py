@@ -62,7 +62,9 @@ def test_fortune_files_give_quotes_from_the_files(tmp_path: Path, twistd) -> Non
 
 def test_saved_application_holds_the_plugins_service(tmp_path: Path) -> None:
     port = free_port()
-    made = run("mktap", "-n", "myapp", "-u", "1000", "-g", "nogroup", "qotd", "-p", endpoint(port), "-s", "x", cwd=tmp_path)
+    made = run(
+        "mktap", "-n", "myapp", "-u", "1000", "-g", "nogroup", "qotd", "-p", endpoint(port), "-s", "x", cwd=tmp_path
+    )
     assert made.returncode == 0, made.stderr
     app = persist.load(str(tmp_path / "myapp.tap"))
     assert app.name == "myapp" and app.processName == "myapp"

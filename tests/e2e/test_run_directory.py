@@ -119,6 +119,6 @@ def test_python_dash_m_drops_the_run_directory_before_loading(tmp_path: Path, se
         assert nc(port) == b"via -m\r\n"
     finally:
         proc.terminate()
-        out, err = proc.communicate(timeout=DEADLINE)
+        _out, err = proc.communicate(timeout=DEADLINE)
     assert proc.returncode == 0, err
     assert not marker.exists(), marker.read_text()

@@ -11,8 +11,8 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -126,7 +126,9 @@ def test_administrator_changes_the_running_server_and_the_changes_survive(
     assert "'qotd-known-good.tap'" in type_statement(term, "application.save('known-good')")
     assert (tmp_path / "qotd-known-good.tap").is_file()
 
-    type_statement(term, "from tapster.plugins.qotd import QOTDFactory; from tapster.plugins.quoters import StaticQuoter")
+    type_statement(
+        term, "from tapster.plugins.qotd import QOTDFactory; from tapster.plugins.quoters import StaticQuoter"
+    )
     out = type_statement(term, f"internet.TCPServer({second_port}, QOTDFactory(StaticQuoter('Second service')), "
                                "interface='127.0.0.1').setServiceParent(application)")
     assert "Traceback" not in out, out

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
 import pwd
-import grp
 import signal
 import subprocess
 import time
@@ -14,7 +14,14 @@ import pytest
 
 from tests.e2e._e2e import DEADLINE, assert_one_clean_line, command, free_port, nc, run, wait_for, wait_for_port
 from tests.e2e._twistd_helpers import (  # noqa: F401  (daemons is a fixture)
-    SLOW_TAC, alive, daemons, free_privileged_port, nogroup, proc_ids, root_only, tac,
+    SLOW_TAC,
+    alive,
+    daemons,
+    free_privileged_port,
+    nogroup,
+    proc_ids,
+    root_only,
+    tac,
 )
 
 

@@ -24,7 +24,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def prompts(monkeypatch: pytest.MonkeyPatch) -> "_Answers":
+def prompts(monkeypatch: pytest.MonkeyPatch) -> _Answers:
     """Answers for getpass, in order; asking more than given fails the test."""
     import getpass
 

@@ -85,7 +85,9 @@ def test_unknown_format_is_a_usage_error(capsys, tmp_path: Path, monkeypatch: py
     assert list(tmp_path.iterdir()) == []
 
 
-def test_failing_make_service_is_one_line_without_debug(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failing_make_service_is_one_line_without_debug(
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import tapster.plugins.echo
 
     def boom(config):
@@ -122,11 +124,13 @@ def test_broken_plugin_is_listed_as_broken_and_others_still_listed() -> None:
 
 def test_duplicate_claim_is_flagged() -> None:
     entry = PluginEntry("qotd", "tapster.plugins.qotd", "tapster", "1", others=("otherdist",))
-    (name, text), = plugin_rows({"qotd": entry})
+    (_name, text), = plugin_rows({"qotd": entry})
     assert "otherdist" in text and "WARNING" in text
 
 
-def test_a_failure_after_the_build_does_not_blame_the_plugin(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_after_the_build_does_not_blame_the_plugin(
+    capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The plugin built its service; a file that cannot be finished is the file's problem, and one line."""
     from tapster.core import persist
 

@@ -9,8 +9,8 @@ import pytest
 
 from tapster.core import persist
 from tapster.core._persist import crypto as _crypto
-from tapster.core.service import Service
 from tapster.core.plugin import build_application as build
+from tapster.core.service import Service
 from tapster.mktap.tapconvert import main
 
 PORT = "tcp:0:interface=127.0.0.1"

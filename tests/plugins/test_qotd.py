@@ -66,7 +66,7 @@ def test_protocol_sends_one_crlf_line_and_closes() -> None:
 
 def test_multiline_quotes_use_crlf_throughout_and_utf8() -> None:
     transport = _serve(StaticQuoter("Ça va\nbien"))
-    assert transport.value() == "Ça va\r\nbien\r\n".encode("utf-8")
+    assert transport.value() == "Ça va\r\nbien\r\n".encode()
 
 
 def test_live_quote_change_applies_to_the_next_connection() -> None:

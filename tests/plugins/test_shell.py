@@ -97,7 +97,9 @@ def test_excepthook_replacement_does_not_steal_the_traceback(shell: Shell, clien
     assert "NameError" in client.text
 
 
-@pytest.mark.parametrize("line", ["exit()", "quit()", "raise SystemExit(3)", "import sys; sys.exit()", "exit", " quit "])
+@pytest.mark.parametrize(
+    "line", ["exit()", "quit()", "raise SystemExit(3)", "import sys; sys.exit()", "exit", " quit "]
+)
 def test_leaving_ends_the_session_only(shell: Shell, line: str) -> None:
     shell.locals.update(namespace(None))
     shell.push(line)

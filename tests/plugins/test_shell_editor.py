@@ -80,7 +80,7 @@ def test_ctrl_d_ends_only_on_an_empty_line() -> None:
 def test_up_and_down_walk_the_history() -> None:
     editor = LineEditor(echo=True)
     editor.feed("first\nsecond\n")
-    echo, events = typed(editor, "\x1b[A\x1b[A")
+    _echo, _events = typed(editor, "\x1b[A\x1b[A")
     assert editor.line == "first"
     typed(editor, "\x1b[B")
     assert editor.line == "second"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tapster.plugins._console import negotiation as tn
-from tapster.plugins._console.negotiation import Command, Data, Negotiation, OptionNegotiator, Subnegotiation, TelnetParser
+from tapster.plugins._console.negotiation import (
+    Command,
+    Data,
+    Negotiation,
+    OptionNegotiator,
+    Subnegotiation,
+    TelnetParser,
+)
 
 
 def feed_all(*chunks: bytes) -> list:

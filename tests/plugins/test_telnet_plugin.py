@@ -10,8 +10,8 @@ import pytest
 
 from tapster.core import persist, usage
 from tapster.core.internet import TCPServer, UNIXServer
-from tapster.core.service import Application
 from tapster.core.plugin import build_application as build
+from tapster.core.service import Application
 from tapster.plugins import telnet
 from tapster.plugins._console.auth import check_password
 from tapster.plugins._console.options import duration, listen_description, scrub_recipe
@@ -117,7 +117,7 @@ def test_make_service_listens_through_an_ordinary_server(password_file: str) -> 
 
 def test_unix_endpoint(password_file: str, tmp_path: Path) -> None:
     service = telnet.makeService(parse("--password-file", password_file, "-p", f"unix:{tmp_path}/c.sock"))
-    assert isinstance(list(service)[0], UNIXServer)
+    assert isinstance(next(iter(service)), UNIXServer)
 
 
 def test_usage_text_warns_about_clear_text() -> None:
@@ -126,7 +126,10 @@ def test_usage_text_warns_about_clear_text() -> None:
 
 
 def test_plugin_modules_stay_light() -> None:
-    code = "import sys, tapster.plugins.telnet, tapster.plugins.manhole; print(sorted(m for m in ('asyncio', 'asyncssh') if m in sys.modules))"
+    code = (
+        "import sys, tapster.plugins.telnet, tapster.plugins.manhole; "
+        "print(sorted(m for m in ('asyncio', 'asyncssh') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -184,7 +187,6 @@ def test_recipe_replaces_password_options_with_the_hash() -> None:
 def test_start_finds_the_root_and_publishes_it_on_main(password_file: str, shared_reactor,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     import __main__
-
     from tapster.core.service import MultiService
 
     monkeypatch.delattr(__main__, "application", raising=False)
@@ -200,7 +202,7 @@ def test_start_finds_the_root_and_publishes_it_on_main(password_file: str, share
     try:
         assert __main__.application is app
         assert service.console.namespace()["application"] is app
-        host = list(service)[0].getHost()
+        host = next(iter(service)).getHost()
         assert host.host == "127.0.0.1" and host.port > 0
     finally:
         result = app.stopService()

@@ -38,7 +38,7 @@ def test_tac_mistakes_are_one_clear_error(tmp_path: Path, source: str, needle: s
 
 
 def test_missing_tac_names_the_file(tmp_path: Path) -> None:
-    with pytest.raises(TapsterError, match="no such file: .*nope.tac"):
+    with pytest.raises(TapsterError, match=r"no such file: .*nope.tac"):
         load_tac(str(tmp_path / "nope.tac"))
     with pytest.raises(TapsterError, match="is a directory"):
         load_tac(str(tmp_path))

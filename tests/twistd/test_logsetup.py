@@ -8,8 +8,8 @@ import logging
 import socket
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -85,7 +85,7 @@ def test_logfile_setting_gives_a_reopenable_rotating_file(tmp_path: Path) -> Non
 
 
 def test_unopenable_log_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(TapsterError, match="cannot open log file .*missing.*--logfile"):
+    with pytest.raises(TapsterError, match=r"cannot open log file .*missing.*--logfile"):
         setup_logging(logfile=str(tmp_path / "missing" / "t.log"))
 
 
@@ -109,7 +109,7 @@ def test_syslog_lines_carry_the_prefix_and_pid(short_tmp: Path, monkeypatch: pyt
 
 
 def test_unreachable_syslog_is_a_clear_error(short_tmp: Path) -> None:
-    with pytest.raises(TapsterError, match="cannot reach syslog at .*--logfile"):
+    with pytest.raises(TapsterError, match=r"cannot reach syslog at .*--logfile"):
         logsetup._syslog_handler("twistd", str(short_tmp / "nothing-here"))
 
 

@@ -22,7 +22,7 @@ def victim(tmp_path: Path) -> Path:
 def test_a_pidfile_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
     target = victim(tmp_path)
     (tmp_path / "app.pid").symlink_to(target)
-    with pytest.raises(TapsterError, match="pidfile .* is a symbolic link"):
+    with pytest.raises(TapsterError, match=r"pidfile .* is a symbolic link"):
         PidFile(str(tmp_path / "app.pid")).acquire()
     assert target.read_text() == "do not touch\n"
 
@@ -30,7 +30,7 @@ def test_a_pidfile_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
 def test_a_log_file_that_is_a_symlink_is_refused(tmp_path: Path) -> None:
     target = victim(tmp_path)
     (tmp_path / "app.log").symlink_to(target)
-    with pytest.raises(TapsterError, match="log file .* is a symbolic link"):
+    with pytest.raises(TapsterError, match=r"log file .* is a symbolic link"):
         LogFile(str(tmp_path / "app.log"))
     assert target.read_text() == "do not touch\n"
 

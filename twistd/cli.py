@@ -54,6 +54,14 @@ def _print_traceback() -> None:
     traceback.print_exc()
 
 
+def _what(config: ServerOptions) -> str:
+    """What was being run, for a message about an error nobody foresaw: the file, or the plugin."""
+    if config.plugin:
+        return f"plugin {config.plugin}"
+    source = config.source
+    return source[0] if source is not None else "twistd"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run twistd with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     from tapster.twistd.options import ExitStatus, ServerOptions
@@ -90,9 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_traceback()
             if debugger:
                 post_mortem(e.__traceback__)
-            _fail(f"unexpected error: {type(e).__name__}: {e}")
+            _fail(f"{_what(config)}: unexpected error: {type(e).__name__}: {e}")
         else:
-            _fail(f"unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)")
+            _fail(f"{_what(config)}: unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)")
         return ExitStatus.ERROR
 
 
@@ -125,7 +133,8 @@ def _run(config: ServerOptions) -> int:
     try:
         return _serve(config, application, source, prepared, status)
     except BaseException as e:  # report to the launcher, which prints it
-        message = str(e) if isinstance(e, TapsterError) else f"unexpected error: {type(e).__name__}: {e}"
+        message = (str(e) if isinstance(e, TapsterError)
+                   else f"{_what(config)}: unexpected error: {type(e).__name__}: {e}")
         logging.getLogger("tapster.twistd").error("start-up failed: %s", message, exc_info=config["debug"])
         status.failed(message)
         return 1

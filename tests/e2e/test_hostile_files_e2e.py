@@ -60,3 +60,18 @@ def test_the_runcode_timer_from_the_issue_never_runs(tmp_path: Path) -> None:
     assert_one_clean_line(r)
     assert "Shell is not allowed" in r.stderr
     assert not marker.exists()
+
+
+def test_a_service_without_its_state_fails_in_one_line_naming_the_file(tmp_path: Path) -> None:
+    """A damaged (or hostile) file whose TCPServer lost its arguments: twistd names the file, no traceback."""
+    (tmp_path / "broken.tax").write_text(
+        "<?xml version='1.0' encoding='utf-8'?>\n<tapster-application format=\"1\">"
+        '<instance id="app" module="tapster.core.service" class="Application"><attr name="name"><str>a</str></attr>'
+        '<attr name="services"><list><instance module="tapster.core.internet" class="TCPServer">'
+        '<attr name="parent"><ref id="app" /></attr></instance></list></attr>'
+        '<attr name="namedServices"><dict /></attr></instance></tapster-application>\n'
+    )
+    for args in (["-n", "-o"], ["-o", "--pidfile", "b.pid", "-l", "b.log"]):
+        r = run("twistd", *args, "-f", "broken.tax", cwd=tmp_path)
+        assert_one_clean_line(r)
+        assert r.stderr.startswith("twistd: broken.tax: ") and r.returncode == 1

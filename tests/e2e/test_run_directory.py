@@ -52,44 +52,31 @@ def test_a_saved_file_runs_from_a_directory_full_of_decoys(kind: str, ext: str, 
     assert not marker.exists(), marker.read_text()
 
 
-def test_a_tac_imports_its_neighbour_but_no_decoy(tmp_path: Path, twistd) -> None:
-    port = free_port()
-    marker = plant_decoys(tmp_path)
-    (tmp_path / "house_quote.py").write_text("QUOTE = 'from the module beside the tac'\n")
-    (tmp_path / "app.tac").write_text(
-        "import house_quote\n"
+def write_tac(directory: Path, name: str, neighbour: str, quote: str, port: int) -> None:
+    """``name``.tac serving qotd on ``port`` with the quote from the module ``neighbour`` beside it."""
+    (directory / f"{neighbour}.py").write_text(f"QUOTE = {quote!r}\n")
+    (directory / f"{name}.tac").write_text(
+        f"import {neighbour}\n"
         "from tapster.core.service import Application\n"
         "from tapster.plugins.qotd import makeService, Options\n"
         "options = Options()\n"
-        f"options.parseOptions(['--port', {endpoint(port)!r}, '--static', house_quote.QUOTE])\n"
-        "application = Application('tac')\n"
+        f"options.parseOptions(['--port', {endpoint(port)!r}, '--static', {neighbour}.QUOTE])\n"
+        f"application = Application({name!r})\n"
         "makeService(options).setServiceParent(application)\n"
     )
-    server = twistd("-n", "--pidfile", "", "-y", "app.tac", cwd=tmp_path)
-    wait_for_port(port, server.proc)
-    assert nc(port) == b"from the module beside the tac\r\n"
-    assert server.stop() == 0, server.stderr
-    assert not marker.exists(), marker.read_text()
 
 
-def test_a_tac_in_another_directory_imports_its_own_neighbour(tmp_path: Path, twistd) -> None:
+@pytest.mark.parametrize("where", [".", "site"])
+def test_a_tac_imports_its_neighbour_but_no_decoy(tmp_path: Path, twistd, where: str) -> None:
+    """Beside the .tac, whether that is the run directory or another one; never a decoy of the run directory."""
     port = free_port()
     marker = plant_decoys(tmp_path)
-    elsewhere = tmp_path / "site"
-    elsewhere.mkdir()
-    (elsewhere / "site_quote.py").write_text("QUOTE = 'beside the tac, not the run directory'\n")
-    (elsewhere / "site.tac").write_text(
-        "import site_quote\n"
-        "from tapster.core.service import Application\n"
-        "from tapster.plugins.qotd import makeService, Options\n"
-        "options = Options()\n"
-        f"options.parseOptions(['--port', {endpoint(port)!r}, '--static', site_quote.QUOTE])\n"
-        "application = Application('site')\n"
-        "makeService(options).setServiceParent(application)\n"
-    )
-    server = twistd("-n", "--pidfile", "", "-y", "site/site.tac", cwd=tmp_path)
+    directory = tmp_path / where
+    directory.mkdir(exist_ok=True)
+    write_tac(directory, "app", "house_quote", f"from the module beside the tac in {where}", port)
+    server = twistd("-n", "--pidfile", "", "-y", f"{where}/app.tac", cwd=tmp_path)
     wait_for_port(port, server.proc)
-    assert nc(port) == b"beside the tac, not the run directory\r\n"
+    assert nc(port) == f"from the module beside the tac in {where}\r\n".encode()
     assert server.stop() == 0, server.stderr
     assert not marker.exists(), marker.read_text()
 

@@ -23,6 +23,15 @@ TimerService        a LoopingCall of ``callable`` every ``step`` seconds
 
 Set ``service.reactor`` to a :class:`tapster.core.testing.MemoryReactor` to test
 without sockets; ``None`` (the default) means the shared reactor.
+
+Stopping a stream server (``TCPServer``, ``UNIXServer``, ``SSLServer``) is a
+drain: it stops accepting at once, then the connections it accepted finish
+their current exchange and are closed cleanly (``ListeningPort.drainConnections``;
+a protocol may take part with ``connectionDraining``). ``stopService`` then
+returns an awaitable that completes when they are all closed (None when there
+were none); those still open at the reactor's ``shutdownTimeout`` (twistd's
+``--shutdown-timeout``), or when the awaitable is cancelled, are aborted.
+Twisted's TCPServer leaves accepted connections open until the reactor stops.
 """
 
 from __future__ import annotations
@@ -127,7 +136,13 @@ class _AbstractServer(Service):
         if port is not None:
             _log.info("%s stopped listening on %s", self._what(), _describe_host(port.getHost()),
                       extra={"system": self.name or self._what()})
-            return port.stopListening()
+            stopped = port.stopListening()
+            # Then the connections this port accepted finish their exchange and close (a
+            # graceful stop, as SIGTERM promises). Twisted would leave them to the reactor's
+            # shutdown; a MemoryReactor's or a datagram port has nothing to drain.
+            drain: Callable[[], Awaitable[object] | None] | None = getattr(port, "drainConnections", None)
+            drained = drain() if drain is not None else None
+            return drained if drained is not None else stopped
         return None
 
     def _what(self) -> str:

@@ -5,6 +5,7 @@ The contract of a stream protocol, in the order the callbacks arrive::
     makeConnection(transport)      # sets .transport and .connected, then
       connectionMade()             # once
       dataReceived(data)*          # zero or more times, bytes as they arrive
+      connectionDraining()         # at most once, if the server stops gracefully
       connectionLost(reason)       # once; reason is a Failure of ConnectionDone
                                    # (clean close) or ConnectionLost (anything else)
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from tapster.core._reactor.transport import attach
@@ -120,6 +121,23 @@ class Protocol(BaseProtocol, _AsyncioProtocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         """The connection is gone; ``reason`` says why. No more writes are possible."""
+
+    def connectionDraining(self) -> Awaitable[object] | None:
+        """The server is stopping gracefully: finish the current exchange. tapster's addition.
+
+        Called once, when SIGTERM, ``reactor.stop()`` or the ``stopService`` of
+        the port that accepted this connection starts draining it. Return None
+        (the default) to let the reactor decide: it closes the connection as
+        soon as it is between two exchanges (everything received has been read
+        and handled, everything written has left the buffer), with a FIN, never
+        a reset. A protocol that knows its requests can do better: finish the
+        one in progress (an HTTP server answers it with ``Connection: close``)
+        and return an awaitable that completes then; the reactor closes the
+        connection after it if the protocol did not. Either way, what is still
+        open at the shutdown timeout is aborted (``connectionLost`` hears
+        ConnectionLost). Twisted has no such hook.
+        """
+        return None
 
     # -- asyncio protocol interface ------------------------------------------
 

@@ -8,8 +8,12 @@ part can be tested alone. The order is deliberate:
    then switch to the user and group (``-u``/``-g``, else the application's);
 3. ``startService()``: everything else; failures here stop the start;
 4. run the reactor. SIGTERM or SIGINT → ``reactor.stop()`` → 'before shutdown':
-   ``stopService()`` awaited up to the shutdown timeout → 'after shutdown':
-   save ``<appname>-shutdown.<ext>``; a second SIGINT exits at once.
+   ``stopService()`` awaited up to the shutdown timeout (servers stop
+   accepting, then drain the connections they accepted) → the reactor drains
+   the connections still open (clients, ports opened outside services) in
+   what is left of the same timeout, aborting the rest → 'after shutdown':
+   save ``<appname>-shutdown.<ext>``; a second SIGINT exits at once. A stop
+   that had to abort anything exits with FORCED.
    SIGUSR1 reopens the log file (``reopen_logs``).
 
 Signal handlers only record or schedule: the loop does the work.
@@ -115,7 +119,10 @@ class Runner:
             self.reactor.callWhenRunning(self._announce, "tapster_twistd_started")
             if self.on_started is not None:
                 self.reactor.callWhenRunning(self.on_started)
+            self.reactor.shutdownTimeout = self.shutdown_timeout  # one budget for services and connections
             self.reactor.run(installSignalHandlers=False)
+        if self.reactor.forcedDisconnects and self.status == ExitStatus.OK:
+            self.status = ExitStatus.FORCED  # the drain ran out of time and aborted connections
         _log.info("%s stopped (exit status %d)", app.name, self.status)
         return self.status
 

@@ -9,7 +9,14 @@ Lifecycle::
 
     run()  ─► fire 'startup' (before → during → after) ─► loop.run_forever()
     stop() ─► fire 'shutdown': before-triggers may return awaitables, all are
-              awaited ─► during ─► after ─► loop.stop() ─► run() returns
+              awaited ─► drain ─► during ─► after ─► loop.stop() ─► run() returns
+
+The drain (Twisted's ``disconnectAll``, made graceful): listening ports still
+open stop accepting, then every stream connection still open, accepted or
+made (``connectTCP``, ``TCPClient``), finishes its current exchange and is
+closed cleanly (see ``ports._Drain``); what is still open ``shutdownTimeout``
+seconds after ``stop()`` (one budget shared with the 'before' triggers, such
+as twistd's ``stopService``) is aborted and counted in ``forcedDisconnects``.
 
 ``run()`` may be called again after it returned (tests rely on that); Twisted's
 reactor is not restartable, tapster's is.
@@ -77,6 +84,14 @@ class AsyncioReactor(_ports.PortsMixin):
         self._started = False
         self._timers: set[_TimerCall] = set()
         self._triggers: dict[str, dict[str, list[_Trigger]]] = {e: {p: [] for p in _PHASES} for e in _EVENTS}
+        self._streams: set[_ports._Stream] = set()
+        self._listening: set[_ports.ListeningPort] = set()
+        #: Seconds a graceful stop may take, from ``stop()``: draining connections
+        #: (and twistd's stopService) share it; then what is left is aborted.
+        self.shutdownTimeout = 10.0
+        #: Connections aborted because a drain ran out of time (since ``run()``).
+        self.forcedDisconnects = 0
+        self._shutdown_deadline: float | None = None
 
     # -- the loop ------------------------------------------------------------
 
@@ -175,6 +190,26 @@ class AsyncioReactor(_ports.PortsMixin):
                 for outcome in await asyncio.gather(*pending, return_exceptions=True):
                     if isinstance(outcome, BaseException):
                         _log.error("error in before-%s trigger: %r", eventType, outcome, exc_info=outcome)
+            if eventType == "shutdown" and phase == "before":
+                await self._disconnect_all()
+
+    async def _disconnect_all(self) -> None:
+        """Stop accepting, then drain every connection still open (after the services had their turn)."""
+        for port in list(self._listening):
+            try:
+                port.stopListening()
+            except Exception:
+                _log.exception("error closing %r at shutdown", port)
+        if self._streams:
+            streams = self._streams
+            await _ports.drain_streams(self, lambda: streams, self._drain_deadline(None))
+
+    def _drain_deadline(self, timeout: float | None) -> float:
+        """When a drain starting now must be over: ``timeout`` from now, never past a stop's deadline."""
+        deadline = self._loop.time() + (self.shutdownTimeout if timeout is None else timeout)
+        if self._shutdown_deadline is not None:
+            deadline = min(deadline, self._shutdown_deadline)
+        return deadline
 
     def fireSystemEvent(self, eventType: str) -> asyncio.Task[None]:
         """Fire ``eventType``'s triggers now; returns the task doing it."""
@@ -193,6 +228,8 @@ class AsyncioReactor(_ports.PortsMixin):
             raise ReactorAlreadyRunning("the reactor is already running")
         asyncio.set_event_loop(self._loop)
         self._stopping = False
+        self._shutdown_deadline = None
+        self.forcedDisconnects = 0
         self._loop.call_soon(self._startup)
         signals = None
         if installSignalHandlers:
@@ -216,10 +253,11 @@ class AsyncioReactor(_ports.PortsMixin):
         self.fireSystemEvent("startup")
 
     def stop(self) -> None:
-        """Fire 'shutdown' (waiting for 'before' triggers' awaitables), then stop the loop."""
+        """Fire 'shutdown' (waiting for 'before' triggers' awaitables, then draining connections), stop the loop."""
         if self._stopping or not (self.running or self._loop.is_running()):
             raise ReactorNotRunning("Can't stop reactor that isn't running.")
         self._stopping = True
+        self._shutdown_deadline = self._loop.time() + self.shutdownTimeout
         self._loop.create_task(self._shutdown())
 
     async def _shutdown(self) -> None:

@@ -11,12 +11,19 @@ factory for a protocol with the peer's address (Twisted's
 ``buildProtocol(addr)``), then hands the asyncio transport to that protocol
 with ``transport.set_protocol``. From then on the loop calls the protocol's
 ``data_received`` (which is its ``dataReceived``) directly.
+
+Draining (a graceful close, for SIGTERM and ``stopService``): the reactor keeps
+a :class:`_Stream` record of every open stream connection, accepted or made,
+and :func:`drain_streams` closes a set of them without a reset; see
+:class:`_Drain` for the rules. None of it touches the data path while the
+process serves: a connection meets the drain's shims only once it is draining.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import inspect
 import ipaddress
 import logging
 import os
@@ -88,6 +95,38 @@ def bind_inet(kind: int, interface: str, port: int, backlog: int | None, reuse: 
     return sock
 
 
+class _Stream:
+    """One open stream connection, as the reactor keeps it so that shutdown can drain it.
+
+    ``origin`` is the :class:`ListeningPort` that accepted it or the :class:`Connector`
+    that made it; ``lost`` is the transport's ``lost_hook`` (it runs after the
+    protocol's ``connectionLost``) and hands on to ``then`` (the connector's own).
+    """
+
+    __slots__ = ("reactor", "origin", "transport", "then", "drain")
+
+    def __init__(self, reactor: PortsMixin, origin: ListeningPort | Connector,
+                 then: Callable[[Failure], None] | None = None) -> None:
+        self.reactor = reactor
+        self.origin = origin
+        self.transport: Transport | None = None
+        self.then = then
+        self.drain: _Drain | None = None
+
+    def register(self, transport: Transport) -> None:
+        self.transport = transport
+        self.reactor._streams.add(self)
+
+    def lost(self, reason: Failure) -> None:
+        self.reactor._streams.discard(self)
+        drain = self.drain
+        if drain is not None:
+            drain.lost()
+        then = self.then
+        if then is not None:
+            then(reason)
+
+
 class _Acceptor:
     """Meets each accepted connection, builds the real protocol and steps aside.
 
@@ -113,10 +152,13 @@ class _Acceptor:
             transport.abort()
             return
         transport.set_protocol(protocol)
+        stream = _Stream(port.reactor, port)
         try:
-            attach(protocol, transport, port.kind)
+            ours = attach(protocol, transport, port.kind, None, stream.lost)
         except Exception:
             _drop_after_failed_connection_made(protocol, transport)
+            return
+        stream.register(ours)
 
     def data_received(self, data: bytes) -> None:  # only before the hand-over, i.e. never
         pass
@@ -163,6 +205,7 @@ class ListeningPort:
         loop = self.reactor.loop
         self.factory.doStart()
         self.connected = True
+        self.reactor._listening.add(self)
         acceptor = cast("Callable[[], asyncio.Protocol]", lambda: _Acceptor(self))
         coro = loop.create_server(acceptor, sock=self._sock, ssl=self._ssl)
         if loop.is_running():
@@ -190,6 +233,7 @@ class ListeningPort:
         if not self.connected:
             return None
         self.connected = False
+        self.reactor._listening.discard(self)
         if self._server is not None:
             self._server.close()
         elif self._pending is None:
@@ -203,6 +247,25 @@ class ListeningPort:
         return None
 
     loseConnection = stopListening
+
+    def drainConnections(self, timeout: float | None = None) -> asyncio.Future[int] | None:
+        """Close the connections this port accepted, gracefully; None when there are none.
+
+        tapster's addition (Twisted's ``stopListening`` leaves them open, and so
+        does this one): each connection finishes its current exchange and is
+        closed without a reset (:class:`_Drain`); whatever is still open after
+        ``timeout`` seconds (default the reactor's ``shutdownTimeout``, never
+        past the deadline of a shutdown in progress), or when the returned
+        future is cancelled, is aborted. The future's result is how many were.
+        Call it after :meth:`stopListening`, so that no new connection arrives
+        meanwhile (``TCPServer.stopService`` does both).
+        """
+        reactor = self.reactor
+        if not any(s.origin is self for s in reactor._streams):
+            return None
+        deadline = reactor._drain_deadline(timeout)
+        mine = cast("Callable[[], Iterable[_Stream]]", lambda: [s for s in reactor._streams if s.origin is self])
+        return asyncio.ensure_future(drain_streams(reactor, mine, deadline), loop=reactor.loop)
 
     def _describe(self) -> str:
         h = self._host
@@ -231,11 +294,14 @@ class _ClientAdapter:
             return
         transport.set_protocol(protocol)
         connector.state = "connected"
+        stream = _Stream(connector.reactor, connector, connector._connection_lost)
         try:
-            connector.transport = attach(protocol, transport, connector.kind, connector, connector._connection_lost)
+            connector.transport = attach(protocol, transport, connector.kind, connector, stream.lost)
         except Exception:
             connector.transport = getattr(protocol, "transport", None)
             _drop_after_failed_connection_made(protocol, transport)
+            return
+        stream.register(connector.transport)
 
     def data_received(self, data: bytes) -> None:
         pass
@@ -539,13 +605,297 @@ def bind_unix(kind: int, path: str, backlog: int | None, mode: int | None) -> so
     return sock
 
 
+# -- draining: closing stream connections gracefully --------------------------------
+
+#: After our FIN, a peer that sends nothing for this long (and has taken everything we
+#: wrote) is closed without waiting for its own EOF: it has been told, it just does not answer.
+_QUIET = 0.25
+#: How often a draining connection that is still busy is looked at again (beside the
+#: look right after each read while it drains).
+_SWEEP = 0.01
+
+
+def _unread(aio: asyncio.BaseTransport) -> int:
+    """Bytes waiting in the kernel's receive queue of ``aio``'s socket (FIONREAD); 0 if unknown."""
+    import fcntl
+    import termios
+
+    sock = aio.get_extra_info("socket")
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (AttributeError, OSError, ValueError):
+        return 0
+    return int(struct.unpack("i", raw)[0])
+
+
+def _between_exchanges(transport: Transport) -> bool:
+    """A protocol that knows nothing of requests is between two exchanges when this holds.
+
+    Everything the peer sent has been read and handled (the kernel holds nothing
+    unread and reading is not paused), and everything the protocol wrote in
+    reply has left the transport's buffer (no producer is still writing). Right
+    after a request/response round this is true until the peer's next request
+    arrives, which is the moment to close.
+    """
+    aio = transport._t
+    return (
+        transport.producer is None
+        and aio.get_write_buffer_size() == 0
+        and aio.is_reading()
+        and _unread(aio) == 0
+    )
+
+
+def _discard_write(data: bytes) -> None:
+    """``transport.write`` once the close is decided: Twisted drops writes after loseConnection too."""
+
+
+class _Watch:
+    """The asyncio protocol of a draining connection until its close is decided.
+
+    It forwards everything to the real protocol and, after each read (and each
+    time the write buffer drains), asks the drain to look again. It is put in
+    place with ``set_protocol`` only when draining starts, so serving never pays for it.
+    """
+
+    __slots__ = ("_protocol", "_drain")
+
+    def __init__(self, protocol: Protocol, drain: _Drain) -> None:
+        self._protocol = protocol
+        self._drain = drain
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # never: already connected
+        pass
+
+    def data_received(self, data: bytes) -> None:
+        self._protocol.data_received(data)
+        self._drain.look_soon()
+
+    def eof_received(self) -> bool | None:
+        return self._protocol.eof_received()
+
+    def pause_writing(self) -> None:
+        self._protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._protocol.resume_writing()
+        self._drain.look_soon()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._protocol.connection_lost(exc)
+
+
+class _Discard(_Watch):
+    """The asyncio protocol once the close is decided and our FIN is on its way.
+
+    What the peer still sends is read and dropped, so that the kernel never
+    holds unread data when the socket closes (it would answer with a reset);
+    the peer's EOF closes the connection (``eof_received`` says so by returning None).
+    """
+
+    __slots__ = ()
+
+    def data_received(self, data: bytes) -> None:
+        self._drain.heard()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def pause_writing(self) -> None:  # keep reading (and dropping) whatever the buffer does
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+
+class _Drain:
+    """Drains one connection: let it finish its exchange, then close it without a reset.
+
+    In order:
+
+    1. The protocol is asked first: ``connectionDraining()`` may return an
+       awaitable (it finishes the exchange its own way, for example an HTTP
+       server ending the current response and closing); the close follows when
+       it completes, unless the protocol closed the connection itself.
+       Returning None (the default) leaves it to the generic rule.
+    2. The generic rule, for a protocol that knows nothing of requests: the
+       connection keeps being served, and as soon as it is between exchanges
+       (:func:`_between_exchanges`, looked at right after each read and every
+       ``_SWEEP`` seconds) the close is decided.
+    3. The close: writes from then on are dropped, the write side is shut
+       after the buffer is flushed (``write_eof``: a FIN, not a reset), and
+       reading goes on, dropping what arrives, until the peer's EOF or until it
+       has been quiet for ``_QUIET`` seconds.
+
+    What is still open at the deadline is aborted by :func:`drain_streams`.
+    """
+
+    __slots__ = ("stream", "transport", "done", "closing", "aborted", "_loop", "_heard", "_looking", "_handed")
+
+    def __init__(self, stream: _Stream, transport: Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.stream = stream
+        self.transport = transport
+        self._loop = loop
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.closing = False
+        self.aborted = False
+        self._heard = loop.time()
+        self._looking = False
+        self._handed = False  # the protocol's connectionDraining took over
+
+    @property
+    def _aio(self) -> asyncio.Transport:
+        return self.transport._t
+
+    def start(self) -> None:
+        transport = self.transport
+        if not transport.connected or self._aio.is_closing():
+            return  # the protocol is closing it already: wait for connectionLost
+        protocol = transport.protocol
+        hook = getattr(protocol, "connectionDraining", None)
+        result: object = None
+        if hook is not None:
+            try:
+                result = hook()
+            except Exception:
+                _log.exception("%s.connectionDraining failed; closing the connection", type(protocol).__name__)
+                self.close()
+                return
+        if self.done.done() or self._aio.is_closing():
+            return
+        if result is not None and inspect.isawaitable(result):
+            self._handed = True
+            asyncio.ensure_future(result, loop=self._loop).add_done_callback(self._protocol_done)
+            return
+        self._aio.set_protocol(cast("asyncio.BaseProtocol", _Watch(protocol, self)))  # asyncio's by shape
+        self.look()
+
+    def _protocol_done(self, fut: asyncio.Future[object]) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            _log.error("%s.connectionDraining failed: %r", type(self.transport.protocol).__name__, fut.exception(),
+                       exc_info=fut.exception())
+        self.close()
+
+    def look_soon(self) -> None:
+        # On the next loop turn, so that writes a protocol defers to the end of this one are counted.
+        if not self._looking and not self.closing:
+            self._looking = True
+            self._loop.call_soon(self._look_now)
+
+    def _look_now(self) -> None:
+        self._looking = False
+        self.look()
+
+    def look(self) -> None:
+        if self.closing or self._handed or self.done.done() or self._aio.is_closing():
+            return
+        if _between_exchanges(self.transport):
+            self.close()
+
+    def heard(self) -> None:
+        self._heard = self._loop.time()
+
+    def close(self) -> None:
+        """Decide the close: from now on nothing more is read for the protocol nor written by it."""
+        if self.closing or self.done.done():
+            return
+        self.closing = True
+        transport, aio = self.transport, self._aio
+        if aio.is_closing():
+            return
+        transport.disconnecting = True
+        transport.write = _discard_write
+        aio.set_protocol(cast("asyncio.BaseProtocol", _Discard(transport.protocol, self)))
+        self._heard = self._loop.time()
+        if not aio.is_reading():
+            aio.resume_reading()  # to see the peer's EOF (and keep its data from piling up)
+        if aio.can_write_eof():
+            try:
+                aio.write_eof()
+                return
+            except (OSError, RuntimeError):
+                pass
+        aio.close()  # TLS: close_notify after the flush; there is no half-close to use
+
+    def sweep(self) -> None:
+        """Called every ``_SWEEP`` seconds while draining."""
+        if self.done.done():
+            return
+        if not self.closing:
+            self.look()
+            return
+        aio = self._aio
+        if self._loop.time() - self._heard >= _QUIET and aio.get_write_buffer_size() == 0:
+            if aio.is_closing():
+                aio.abort()  # a TLS close waiting for a close_notify that does not come; nothing is unread
+            else:
+                aio.close()
+
+    def abort(self) -> bool:
+        """Time is up: abortConnection (the protocol hears ConnectionLost). True if this call did it."""
+        if self.done.done() or self.aborted:
+            return False
+        self.aborted = True
+        self.transport.abortConnection()
+        return True
+
+    def lost(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def drain_streams(reactor: PortsMixin, streams: Callable[[], Iterable[_Stream]], deadline: float) -> int:
+    """Drain the connections ``streams()`` lists (looked up again on every sweep, for late arrivals).
+
+    Returns once all are closed, or at ``deadline`` (the loop's clock) after
+    aborting those still open; cancelling it aborts them too. The result is how
+    many were aborted; they are also added to ``reactor.forcedDisconnects``, which
+    is how twistd knows a stop was forced.
+    """
+    loop = reactor.loop
+    drains: set[_Drain] = set()
+    try:
+        while True:
+            for stream in list(streams()):
+                drain = stream.drain
+                if drain is None and stream.transport is not None:
+                    drain = stream.drain = _Drain(stream, stream.transport, loop)
+                    drains.add(drain)
+                    drain.start()
+                elif drain is not None:
+                    drains.add(drain)  # another drain (the port's, the reactor's) may have started it
+            drains = {d for d in drains if not d.done.done()}
+            if not drains:
+                return 0
+            now = loop.time()
+            if now >= deadline:
+                break
+            await asyncio.sleep(min(_SWEEP, deadline - now))
+            for d in drains:
+                d.sweep()
+    finally:
+        aborted = sum(d.abort() for d in drains)
+        if aborted:
+            reactor.forcedDisconnects += aborted
+            _log.warning("%d connection(s) still busy at the end of the shutdown timeout: aborted", aborted)
+    # Let the aborted ones hear connectionLost before the loop may stop.
+    await asyncio.wait([d.done for d in drains], timeout=1.0)
+    return aborted
+
+
 class PortsMixin:
     """The listen*/connect* half of the reactor interface."""
 
-    if TYPE_CHECKING:  # AsyncioReactor provides it
+    if TYPE_CHECKING:  # AsyncioReactor provides them
 
         @property
         def loop(self) -> asyncio.AbstractEventLoop: ...
+
+        _streams: set[_Stream]
+        _listening: set[ListeningPort]
+        forcedDisconnects: int
+
+        def _drain_deadline(self, timeout: float | None) -> float: ...
 
     # -- stream servers ------------------------------------------------------
 

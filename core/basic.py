@@ -84,15 +84,64 @@ _DETACHED = _Detached()
 def _overlong(tail: bytes, maxLength: int, delimiter: bytes) -> bool:
     """Whether an undelimited ``tail`` already proves that its line exceeds ``maxLength``.
 
-    A tail longer than ``maxLength`` is not necessarily an over-long line: it
-    may be a line of exactly ``maxLength`` bytes followed by the first bytes of
-    a multi-byte delimiter whose rest is still in flight. Anything else beyond
-    ``maxLength`` is a line that is too long, detected without waiting for more.
+    The tail holds no complete delimiter, but it may end with the first ``k``
+    bytes of one whose rest is still in flight; its line would then be the
+    ``len(tail) - k`` bytes before them. The tail proves an over-long line only
+    if no such ``k`` (1 to ``len(delimiter) - 1``) leaves a line of at most
+    ``maxLength`` bytes. Testing only the bytes past ``maxLength`` is not
+    enough: with ``b"END"`` and ``MAX_LENGTH = 1``, the tail ``b"EN"`` is an
+    empty line plus ``b"EN"``, and ``b"abc\r\n"`` is ``b"abc"`` plus half of
+    ``b"\r\n\r\n"``. Whatever the split of the stream, the verdict is then
+    the one the whole stream would give. At most ``len(delimiter) - 1``
+    suffixes are compared, so the cost does not depend on the tail's length.
     """
-    if len(tail) <= maxLength:
+    excess = len(tail) - maxLength
+    if excess <= 0:
         return False
-    excess = tail[maxLength:]
-    return len(excess) >= len(delimiter) or not delimiter.startswith(excess)
+    for k in range(excess, len(delimiter)):
+        if tail.endswith(delimiter[:k]):
+            return False
+    return True
+
+
+class _OneWritePerRead:
+    """Sends what one ``dataReceived`` call writes as one write on the transport.
+
+    A pipelined chunk of N lines makes a line protocol call ``sendLine`` N
+    times; each would be a system call, since uvloop writes at once whenever
+    its buffer is empty. ``dataReceived`` therefore asks the transport to hold
+    its writes (``_hold_writes``, which tapster's stream transports have) while
+    the subclass's ``_deliver`` parses the chunk and runs the callbacks, and
+    to release them, as one write, when it returns or raises. ``sendLine`` and
+    ``sendString`` append to the held list directly (one call less per
+    message); direct ``transport.write`` calls from the callbacks land in the
+    same list, so mixing them keeps their order, and ``loseConnection`` sends
+    the list before closing. Writes made anywhere else (a timer, another
+    connection) are not held and leave at once, and a plain
+    :class:`~tapster.core.protocol.Protocol` never pays for any of this. A
+    transport without ``_hold_writes`` (test doubles) is written to directly.
+    """
+
+    transport: ITransport | None
+    #: The transport's list of held writes while this protocol's ``dataReceived`` runs.
+    _held: list[bytes] | None = None
+
+    def _deliver(self, data: bytes) -> Any:
+        raise NotImplementedError
+
+    def dataReceived(self, data: bytes) -> Any:
+        """Parse ``data``, deliver the messages it completes, then send what they wrote."""
+        transport = self.transport
+        hold = getattr(transport, "_hold_writes", None)
+        held = hold() if hold is not None else None
+        if held is None:
+            return self._deliver(data)
+        self._held = held
+        try:
+            return self._deliver(data)
+        finally:
+            self._held = None
+            transport._release_writes()  # type: ignore[union-attr]
 
 
 class _PauseableMixin:
@@ -126,7 +175,7 @@ class _PauseableMixin:
 # -- lines ----------------------------------------------------------------------
 
 
-class LineOnlyReceiver(Protocol):
+class LineOnlyReceiver(_OneWritePerRead, Protocol):
     """Calls :meth:`lineReceived` for each line; nothing else (no raw mode, no pausing).
 
     ``delimiter`` ends a line (``b"\\r\\n"``); a line longer than
@@ -145,8 +194,8 @@ class LineOnlyReceiver(Protocol):
 
     # ``Any``: what a callback returned to stop processing (Twisted's convention) comes back
     # out, and the result must still fit Protocol.dataReceived's ``None`` for asyncio.
-    def dataReceived(self, data: bytes) -> Any:
-        """Split the stream into lines and deliver them."""
+    def _deliver(self, data: bytes) -> Any:
+        """Split the stream into lines and deliver them (``dataReceived`` without the write holding)."""
         delimiter = self.delimiter
         if not self._buffer:
             # Fast path: the chunk is exactly one line (interactive traffic).
@@ -185,6 +234,14 @@ class LineOnlyReceiver(Protocol):
 
     def sendLine(self, line: bytes) -> None:
         """Write ``line`` followed by the delimiter."""
+        held = self._held
+        if held is not None:  # inside dataReceived: joined with the rest once it returns
+            if type(line) is bytes:
+                held.append(line)
+                held.append(self.delimiter)
+            else:  # a copy (a bytearray may change before the join); a str raises TypeError here
+                held.append(line + self.delimiter)
+            return None
         transport = self.transport
         if transport is None:
             raise _no_transport(self)
@@ -199,7 +256,7 @@ class LineOnlyReceiver(Protocol):
         return None
 
 
-class LineReceiver(Protocol, _PauseableMixin):
+class LineReceiver(_OneWritePerRead, Protocol, _PauseableMixin):
     """Line mode (``lineReceived`` per line) or raw mode (``rawDataReceived`` per chunk).
 
     Everything may change from inside ``lineReceived`` and takes effect for
@@ -254,7 +311,7 @@ class LineReceiver(Protocol, _PauseableMixin):
             self._buffer = b""
         return data
 
-    def dataReceived(self, data: bytes) -> Any:  # Any: as LineOnlyReceiver.dataReceived
+    def _deliver(self, data: bytes) -> Any:  # Any: as LineOnlyReceiver._deliver
         """Deliver lines (or raw data) from ``data`` and whatever was buffered before it."""
         if self._busyReceiving:
             # Called from one of our own callbacks (setLineMode(extra),
@@ -375,6 +432,14 @@ class LineReceiver(Protocol, _PauseableMixin):
 
     def sendLine(self, line: bytes) -> None:
         """Write ``line`` followed by the delimiter."""
+        held = self._held
+        if held is not None:  # inside dataReceived: joined with the rest once it returns
+            if type(line) is bytes:
+                held.append(line)
+                held.append(self.delimiter)
+            else:  # a copy (a bytearray may change before the join); a str raises TypeError here
+                held.append(line + self.delimiter)
+            return None
         transport = self.transport
         if transport is None:
             raise _no_transport(self)
@@ -398,7 +463,7 @@ class LineReceiver(Protocol, _PauseableMixin):
 _SHORT_LENGTHS: dict[bytes, int] = {}
 
 
-class NetstringReceiver(Protocol):
+class NetstringReceiver(_OneWritePerRead, Protocol):
     """Netstrings (``b"5:hello,"``, see cr.yp.to/proto/netstrings.txt) to :meth:`stringReceived`.
 
     A length with leading zeros or non-digits, a length above ``MAX_LENGTH``
@@ -422,6 +487,10 @@ class NetstringReceiver(Protocol):
 
     def sendString(self, string: bytes) -> None:
         """Write ``string`` as one netstring."""
+        held = self._held
+        if held is not None:
+            held.append(b"%d:%b," % (len(string), string))
+            return
         transport = self.transport
         if transport is None:
             raise _no_transport(self)
@@ -447,7 +516,7 @@ class NetstringReceiver(Protocol):
             return f"the netstring is longer than MAX_LENGTH ({self.MAX_LENGTH})"
         return None
 
-    def dataReceived(self, data: bytes) -> None:
+    def _deliver(self, data: bytes) -> None:
         """Deliver each complete netstring in the stream."""
         if self.brokenPeer:
             return
@@ -503,7 +572,7 @@ class NetstringReceiver(Protocol):
 # -- length-prefixed strings -------------------------------------------------------
 
 
-class IntNStringReceiver(Protocol, _PauseableMixin):
+class IntNStringReceiver(_OneWritePerRead, Protocol, _PauseableMixin):
     """Strings prefixed by their length as a big-endian integer, to :meth:`stringReceived`.
 
     Subclasses set ``structFormat`` (``prefixLength`` is derived from it
@@ -545,6 +614,10 @@ class IntNStringReceiver(Protocol, _PauseableMixin):
                 f"cannot send {len(string)} bytes with a {self.prefixLength}-byte length prefix"
                 f" (at most {limit - 1})"
             )
+        held = self._held
+        if held is not None:
+            held.append(self._prefix.pack(len(string)) + string)
+            return
         transport = self.transport
         if transport is None:
             raise _no_transport(self)
@@ -554,7 +627,7 @@ class IntNStringReceiver(Protocol, _PauseableMixin):
         self._needed = 0  # what was held back while paused may be complete already
         super().resumeProducing()
 
-    def dataReceived(self, data: bytes) -> None:
+    def _deliver(self, data: bytes) -> None:
         """Deliver each complete string in the stream."""
         parts = self._parts
         if parts is not None:

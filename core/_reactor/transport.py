@@ -12,6 +12,13 @@ asked for more with ``resumeProducing()`` while the buffer has room). With no
 producer registered, the transport stops *reading* from the peer while its
 write buffer is full: an echo-like protocol facing a client that sends but
 never reads therefore never buffers without bound.
+
+Held writes: the framing protocols of :mod:`tapster.core.basic` call
+:meth:`Transport._hold_writes` around one ``dataReceived``, so that the lines
+a pipelined chunk produces leave in one write system call instead of one per
+``sendLine`` (uvloop writes at once whenever its buffer is empty). Holding
+swaps the ``write`` attribute for a collector and back, so a plain protocol,
+which never holds, still calls the asyncio transport's ``write`` directly.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ class Transport:
         "_reading_paused_by_protocol",
         "_lost_hook",
         "_aborted",
+        "_held",
         "__weakref__",
     )
 
@@ -75,11 +83,16 @@ class Transport:
         self._reading_paused_by_protocol = False
         self._lost_hook = lost_hook
         self._aborted = False
+        self._held: list[bytes] | None = None
 
     # -- ITransport ---------------------------------------------------------
 
     def writeSequence(self, data: Iterable[bytes]) -> None:
         """Write an iterable of bytes in one go."""
+        if self._held is not None:
+            for chunk in data:
+                self._write_held(chunk)
+            return
         self._t.writelines(data)
 
     def loseConnection(self) -> None:
@@ -87,6 +100,10 @@ class Transport:
         if self.disconnecting:
             return
         self.disconnecting = True
+        if self._held:
+            # Everything written before loseConnection leaves before the close; what is
+            # written after it meets a closing transport, as it would without holding.
+            self._send_held()
         self._t.close()
 
     def abortConnection(self) -> None:
@@ -97,6 +114,8 @@ class Transport:
         """
         self.disconnecting = True
         self._aborted = True
+        if self._held:  # unsent, like the rest of the buffer
+            self._held.clear()
         self._t.abort()
 
     def getPeer(self) -> IAddress:
@@ -133,6 +152,50 @@ class Transport:
 
     def logPrefix(self) -> str:
         return type(self.protocol).__name__
+
+    # -- held writes (for tapster.core.basic) ---------------------------------
+
+    def _hold_writes(self) -> list[bytes] | None:
+        """Collect what is written from now on, until :meth:`_release_writes` sends it as one write.
+
+        Returns the list the writes collect in (a framing protocol appends
+        its ``sendLine``/``sendString`` output to it directly, saving a call
+        per message), or None, holding nothing, when writes are already held
+        (the caller is nested inside the one that holds them) or the
+        transport is closing. Order is kept because ``write``,
+        ``writeSequence`` and those appends all land in the same list.
+        """
+        if self._held is not None or self.disconnecting:
+            return None
+        held = self._held = []
+        self.write = self._write_held
+        return held
+
+    def _write_held(self, data: bytes) -> None:
+        """``write`` while writes are held: keep a copy of ``data`` for the release."""
+        held = self._held
+        if held is None:  # someone kept this bound method past the release: write now
+            self._t.write(data)
+            return
+        if type(data) is not bytes:
+            # A bytearray could change before the release; a str or an int raises
+            # TypeError here, where it was written, as the asyncio transport's write does.
+            data = memoryview(data).tobytes()
+        if data:
+            held.append(data)
+
+    def _send_held(self) -> None:
+        """Send what is held so far, in one write, and go on holding."""
+        held = self._held
+        if held:
+            self._t.write(held[0] if len(held) == 1 else b"".join(held))
+            held.clear()
+
+    def _release_writes(self) -> None:
+        """Send what is held and stop holding: ``write`` is the asyncio transport's again."""
+        self._send_held()
+        self._held = None
+        self.write = self._t.write
 
     # -- IConsumer -------------------------------------------------------------
 

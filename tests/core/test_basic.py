@@ -466,6 +466,37 @@ def test_line_only_receiver_max_length_line_with_partial_delimiter_waits():
     assert p.lines == [b"abcd"]
 
 
+@pytest.mark.parametrize("receiver", [OnlyLines, Lines])
+@pytest.mark.parametrize(
+    "delimiter, max_length, chunks, line",
+    [
+        (b"END", 1, [b"EN", b"D"], b""),
+        (b"END", 1, [b"xEN", b"D"], b"x"),
+        (b"\r\n\r\n", 4, [b"abc\r\n", b"\r\n"], b"abc"),
+        (b"\r\n\r\n", 4, [b"ab\r\n\r", b"\n"], b"ab"),
+        (b"\r\n\r\n", 4, [b"abcd\r\n\r", b"\n"], b"abcd"),
+        (b"aa", 2, [b"xa", b"a"], b"x"),
+    ],
+)
+def test_a_legal_line_whose_delimiter_arrives_split_near_max_length_is_not_overlong(
+    receiver, delimiter, max_length, chunks, line
+):
+    p, tr = connect(receiver())
+    p.delimiter, p.MAX_LENGTH = delimiter, max_length
+    for chunk in chunks:
+        p.dataReceived(chunk)
+    assert p.lines == [line]
+    assert p.exceeded == [] and not tr.disconnecting
+
+
+@pytest.mark.parametrize("delimiter, max_length, data", [(b"END", 1, b"xxE"), (b"\r\n\r\n", 4, b"abcde\r\n\r")])
+def test_line_only_receiver_still_reports_a_tail_that_cannot_be_a_legal_line_at_once(delimiter, max_length, data):
+    p, tr = connect(OnlyLines())
+    p.delimiter, p.MAX_LENGTH = delimiter, max_length
+    p.dataReceived(data)
+    assert p.exceeded == [data] and tr.disconnecting
+
+
 def test_line_only_receiver_custom_delimiter():
     class Nul(OnlyLines):
         delimiter = b"\x00"

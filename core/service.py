@@ -42,6 +42,7 @@ __all__ = [
     "IService",
     "IServiceCollection",
     "IProcess",
+    "implementer",
     "Service",
     "MultiService",
     "Process",
@@ -83,6 +84,40 @@ class _InterfaceMeta(_ProtocolMeta):
 
     __instancecheck__ = ABCMeta.__instancecheck__
     __subclasscheck__ = ABCMeta.__subclasscheck__
+
+    def providedBy(cls, obj: object) -> bool:
+        """zope.interface's spelling of ``isinstance(obj, cls)``: ported code calls ``IService.providedBy(x)``."""
+        return isinstance(obj, cls)
+
+    def implementedBy(cls, klass: type) -> bool:
+        """zope.interface's spelling of ``issubclass(klass, cls)`` (instances of ``klass`` provide ``cls``)."""
+        if not isinstance(klass, type):
+            raise TypeError(f"implementedBy() takes a class, not {type(klass).__name__}")
+        return issubclass(klass, cls)
+
+
+def implementer(*interfaces: type) -> Callable[[_I], _I]:
+    """Declare that a class provides ``interfaces``: what a porter writes instead of zope's ``@implementer``.
+
+    ``@implementer(IService) class MyService: ...`` makes
+    ``IService.providedBy(MyService())`` (and ``isinstance``, and adaptation
+    ``IService(obj)``) true even for a class that does not derive from
+    tapster's bases, as a declaration does with zope.interface. The class
+    records what it declared in ``__implemented__``. No zope.interface is
+    needed: tapster's interfaces are ABCs, and this registers the class with each.
+    """
+    for interface in interfaces:
+        if not isinstance(interface, ABCMeta):
+            raise TypeError(f"implementer() takes interfaces, not {interface!r}")
+
+    def decorate(cls: _I) -> _I:
+        for interface in interfaces:
+            interface.register(cls)  # type: ignore[attr-defined]  # ABCMeta.register, checked above
+        declared = tuple(getattr(cls, "__implemented__", ()))
+        cls.__implemented__ = declared + tuple(i for i in interfaces if i not in declared)  # type: ignore[attr-defined]
+        return cls
+
+    return decorate
 
 
 def _provides(cls: type, other: type) -> object:

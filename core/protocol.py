@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import random
+import types
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -98,6 +99,32 @@ class BaseProtocol:
         return type(self).__name__
 
 
+def _takes_no_reason(method: object) -> bool:
+    """Whether ``method`` is a plain function declared ``connectionLost(self)``: code of 2002 does that.
+
+    Read from the code object, once, when the class is created (not per call,
+    and without importing :mod:`inspect`, which the help paths avoid).
+    """
+    code = getattr(method, "__code__", None)
+    if code is None or not isinstance(method, types.FunctionType):
+        return False
+    has_varargs = bool(code.co_flags & 0x04)  # CO_VARARGS
+    return code.co_argcount == 1 and not has_varargs
+
+
+def _ignoring_reason(method: Callable[[Any], object]) -> Callable[..., object]:
+    """``connectionLost(self)`` made callable as ``connectionLost(self, reason)``, as Twisted's callers do."""
+
+    def connectionLost(self: Any, reason: object = None) -> object:
+        return method(self)
+
+    connectionLost.__doc__ = method.__doc__
+    connectionLost.__qualname__ = method.__qualname__
+    connectionLost.__module__ = method.__module__
+    connectionLost.__wrapped__ = method  # type: ignore[attr-defined]
+    return connectionLost
+
+
 class Protocol(BaseProtocol, _AsyncioProtocol):
     """A stream protocol: override :meth:`dataReceived` and friends.
 
@@ -115,6 +142,9 @@ class Protocol(BaseProtocol, _AsyncioProtocol):
         # A class that defines data_received itself (asyncio-native code) keeps it.
         if "data_received" not in cls.__dict__:
             cls.data_received = cls.dataReceived
+        lost = cls.__dict__.get("connectionLost")
+        if _takes_no_reason(lost):
+            cls.connectionLost = _ignoring_reason(lost)  # type: ignore[method-assign, assignment, arg-type]  # 2002 code
 
     def dataReceived(self, data: bytes) -> None:
         """Bytes arrived. There is no message framing: ``data`` may be any slice of the stream."""

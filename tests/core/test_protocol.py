@@ -521,3 +521,47 @@ def test_half_closeable_protocol_keeps_writing_after_the_peer_stops_sending() ->
         assert result == [b"got 1000\n"]
     finally:
         reactor.loop.close()
+
+
+# -- connectionLost written without its reason (seed 004's code) ------------------------
+
+
+def test_connection_lost_without_a_reason_argument_still_runs() -> None:
+    from tapster.core.protocol import Protocol
+    from tapster.core.testing import StringTransportWithDisconnection
+
+    class Old(Protocol):
+        lost = 0
+
+        def connectionLost(self):  # type: ignore[override]  # written as in 2002
+            """Counts."""
+            self.lost += 1
+
+    class New(Protocol):
+        def connectionLost(self, reason=None):  # type: ignore[no-untyped-def]
+            self.reason = reason
+
+    class Star(Protocol):
+        def connectionLost(self, *args):  # type: ignore[no-untyped-def]
+            self.args = args
+
+    old = Old()
+    transport = StringTransportWithDisconnection()
+    transport.protocol = old
+    old.makeConnection(transport)
+    transport.loseConnection()
+    assert old.lost == 1
+    old.connectionLost("a reason")  # Twisted's callers always pass one
+    assert old.lost == 2 and Old.connectionLost.__doc__ == "Counts."
+    assert Old.connectionLost.__wrapped__.__code__.co_argcount == 1  # type: ignore[attr-defined]
+    assert not hasattr(New.connectionLost, "__wrapped__") and not hasattr(Star.connectionLost, "__wrapped__")
+    star = Star()
+    star.connectionLost("r")
+    assert star.args == ("r",)
+
+    class Child(Old):  # inherits the adapted method; nothing to decide again
+        pass
+
+    child = Child()
+    child.connectionLost("x")
+    assert child.lost == 1

@@ -245,6 +245,7 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
         reactor,
         pidfile,
         save=not config["no_save"],
+        save_failure_is_error=not config["python"],
         shutdown_timeout=config["shutdown-timeout"],
         source=source,
         on_started=status.started,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from typing import TYPE_CHECKING
 
 from tapster.core import usage
@@ -81,6 +82,34 @@ def read_passphrase(config: ServerOptions, path: str) -> str | bytes | None:
     return ask(f"Passphrase for {path}: ", confirm=False)
 
 
+def _tac_module_name(path: str) -> str:
+    """The module name a ``.tac``/``.py`` file runs under, so that the shutdown save can name its classes.
+
+    Twisted's seed 002 saves an application whose protocol is defined in
+    ``reverse_app.py`` itself, and runs the save again with ``twistd -f``. That
+    works only if the classes are importable by the name they record: so a
+    ``.py`` file whose stem is an identifier runs as that module, *if* ``import
+    stem`` (with the run directory on ``sys.path``, as when the save is loaded)
+    would find this very file and nothing else has that name. Anything else
+    (a ``.tac``, a stem shadowing an installed module) runs as ``__tac__``, and
+    a shutdown save of classes defined in it fails with a warning.
+    """
+    import importlib.util
+
+    directory, filename = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(filename)
+    if ext != ".py" or not stem.isidentifier() or stem in sys.modules:
+        return "__tac__"
+    try:
+        spec = importlib.util.find_spec(stem)
+    except (ImportError, ValueError):
+        return "__tac__"
+    origin = getattr(spec, "origin", None)
+    if origin is None or os.path.abspath(origin) != os.path.join(directory, filename):
+        return "__tac__"
+    return stem
+
+
 def load_tac(path: str) -> IService:
     """Run the Python file ``path`` and return the ``application`` it defines.
 
@@ -100,10 +129,17 @@ def load_tac(path: str) -> IService:
         code = compile(source, path, "exec")
     except SyntaxError as e:
         raise TapsterError(f"{path}:{e.lineno}: syntax error: {e.msg}") from e
-    namespace: dict[str, object] = {"__file__": os.path.abspath(path), "__name__": "__tac__"}
+    name = _tac_module_name(path)
+    module = types.ModuleType(name)
+    module.__file__ = os.path.abspath(path)
+    namespace: dict[str, object] = module.__dict__
+    if name != "__tac__":
+        sys.modules[name] = module  # classes defined here pickle as name.Class, and load again by import
     try:
         exec(code, namespace)
     except Exception as e:
+        if name != "__tac__":
+            sys.modules.pop(name, None)
         raise TapsterError(f"{path} failed while running: {type(e).__name__}: {e}") from e
     if "application" not in namespace:
         raise TapsterError(

@@ -120,7 +120,7 @@ class ServerOptions(usage.Options):
         "built in memory (twistd qotd --port 8007). As a daemon by default, returning once the "
         "application has started and its ports are bound (or failing with its error); in the "
         "foreground with -n. SIGTERM or Ctrl-C stops its services in reverse order and saves "
-        "<appname>-shutdown.<ext> in the run directory (unless -o; never for -y or a plugin), "
+        "<appname>-shutdown.<ext> in the run directory (unless -o; never for a plugin run directly), "
         "which twistd -f runs again. SIGUSR1 reopens the log file (for logrotate). "
         "twistd --stop and twistd --status find a daemon through its pidfile.\n\n"
         + EXIT_STATUSES
@@ -231,8 +231,10 @@ class ServerOptions(usage.Options):
                 "no application given: use -f FILE, -y FILE.tac or a plugin "
                 "(twistd qotd --port 8007; twistd --help lists them)"
             )
-        if self["python"] or self.plugin:
-            self["no_save"] = True  # as Twisted: neither can be saved back to where it came from
+        if self.plugin:
+            self["no_save"] = True  # a plugin built in memory is rebuilt from its options, not from a save
+        # A .tac (-y) is saved at shutdown as <appname>-shutdown.tap, as Twisted's twistd does (seed 002);
+        # -o turns it off. What a .tac builds may not pickle: that save failing is a warning, not an error.
         daemon = not self["nodaemon"]
         if self["pidfile"] is None:
             self["pidfile"] = "twistd.pid" if daemon or control else ""

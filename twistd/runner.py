@@ -62,8 +62,11 @@ class Runner:
         euid: bool = False,
         reopen_logs: Callable[[], object] | None = None,
         post_mortem: Callable[[TracebackType | None], None] | None = None,
+        save_failure_is_error: bool = True,
     ) -> None:
         self.application = application
+        #: A saved file's shutdown save must work (exit 1 if not); a .tac's is a convenience (a warning).
+        self.save_failure_is_error = save_failure_is_error
         self.reactor = reactor
         self.pidfile = pidfile
         self.save = save
@@ -186,13 +189,21 @@ class Runner:
     def _save_on_shutdown(self) -> None:
         if not self.save:
             return
-        # Only an Application is saved: a .tac and a plugin run directly imply --no_save.
+        # Only an Application is saved (a plugin run directly implies --no_save).
         application = cast("Application", self.application)
+        save = getattr(application, "save", None)
+        if save is None:
+            _log.warning("not saving on shutdown: the application is a %s, which has no save()",
+                         type(application).__name__)
+            return
         try:
-            path = application.save("shutdown")
+            path = save("shutdown")
         except TapsterError as e:
-            _log.error("could not save the shutdown file: %s", e)
-            self.status = ExitStatus.ERROR
+            if self.save_failure_is_error:
+                _log.error("could not save the shutdown file: %s", e)
+                self.status = ExitStatus.ERROR
+            else:
+                _log.warning("could not save the shutdown file: %s (twistd -o turns the save off)", e)
             return
         _log.info("saved %s", path)
 

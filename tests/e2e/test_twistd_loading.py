@@ -54,7 +54,8 @@ def test_tac_runs_in_the_foreground(tmp_path: Path, twistd) -> None:
     wait_for_port(port, server.proc)
     assert nc(port) == b"from a tac\r\n"
     assert server.stop() == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.tac"]  # a .tac is never saved back
+    # a .tac is saved as <name>-shutdown.tap, as Twisted's twistd does (seed 002); -o turns it off
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.tac", "tacqotd-shutdown.tap"]
     assert "starting 'tacqotd' from app.tac" in server.stdout
 
 

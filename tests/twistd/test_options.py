@@ -57,7 +57,8 @@ def test_plugin_and_its_arguments_are_kept_apart() -> None:
 
 def test_tac_implies_no_save_and_is_the_source() -> None:
     config = parse("-n", "-y", "app.tac")
-    assert config["no_save"] and config.source == ("app.tac", "python")
+    assert not config["no_save"] and config.source == ("app.tac", "python")  # saved, as Twisted (seed 002)
+    assert parse("-n", "-o", "-y", "app.tac")["no_save"]
 
 
 @pytest.mark.parametrize("flag, kind", [("-f", None), ("-x", "xml"), ("-s", "source")])

@@ -103,6 +103,44 @@ def _describe_host(host: IAddress) -> str:
     return f"[{inet.host}]:{inet.port}" if ":" in inet.host else f"{inet.host}:{inet.port}"
 
 
+class _ArgumentFactory:
+    """``service.factory``: the factory among the arguments the service was made with.
+
+    A descriptor without ``__set__``, so a subclass (or ported code) that sets
+    ``self.factory`` itself simply stores its own, and nothing is added to
+    the state a saved file records.
+    """
+
+    def __get__(self, service: object, owner: type | None = None) -> object:
+        if service is None:
+            return self
+        args: tuple[object, ...] = getattr(service, "args", ())
+        kwargs: dict[str, object] = getattr(service, "kwargs", {})
+        for arg in args:
+            if hasattr(arg, "buildProtocol") or hasattr(arg, "datagramReceived"):
+                return arg
+        return kwargs.get("factory", kwargs.get("protocol"))
+
+
+def _service_repr(service: Service, active: bool) -> str:
+    """``<TCPServer 'qotd' tcp:8007 QOTDFactory running>``: a listing in the console tells which is which."""
+    try:
+        from tapster.core.endpoints import describe
+
+        where = describe(service)
+    except Exception:  # noqa: BLE001 - a kind describe() does not know (UDP, multicast...): its arguments
+        where = ":".join(str(a) for a in getattr(service, "args", ())[:1]) or "?"
+    factory = getattr(service, "factory", None)
+    parts = [type(service).__name__]
+    if service.name is not None:
+        parts.append(repr(service.name))
+    parts.append(where)
+    if factory is not None:
+        parts.append(type(factory).__name__ if not isinstance(factory, type) else factory.__name__)
+    parts.append("running" if service.running and active else "stopped")
+    return f"<{' '.join(parts)}>"
+
+
 class _AbstractServer(Service):
     """Listens while running. Subclasses name the reactor method in ``method``.
 
@@ -161,6 +199,12 @@ class _AbstractServer(Service):
             raise RuntimeError(f"{self!r} is not listening")
         return self._port.getHost()
 
+    #: The factory (or protocol) this server listens with: ``application.ports[1].factory`` in the shell.
+    factory = _ArgumentFactory()
+
+    def __repr__(self) -> str:
+        return _service_repr(self, self._port is not None)
+
     def __getstate__(self) -> dict[str, object]:
         state = Service.__getstate__(self)
         state.pop("_port", None)
@@ -193,6 +237,12 @@ class _AbstractClient(Service):
             except Exception:  # noqa: BLE001 - already disconnected
                 pass
         return None
+
+    #: The factory this client connects with.
+    factory = _ArgumentFactory()
+
+    def __repr__(self) -> str:
+        return _service_repr(self, self._connection is not None)
 
     def _getConnection(self) -> IConnector:
         connection: IConnector = getattr(_reactor_of(self), "connect" + self.method)(*self.args, **self.kwargs)

@@ -744,3 +744,23 @@ def test_looping_call_pickles_without_clock_or_schedule(clock):
     assert not loaded.running
     assert loaded.call is None and loaded.clock is None
     lc.stop()
+
+
+def test_a_services_repr_says_what_it_is() -> None:
+    """Seed 004: a listing of application.services in the console tells which entry is which."""
+    from tapster.core import internet, protocol
+    from tapster.core.testing import MemoryReactor
+
+    factory = protocol.ServerFactory()
+    server = internet.TCPServer(8007, factory, interface="127.0.0.1")
+    server.setName("qotd")
+    assert repr(server) == "<TCPServer 'qotd' tcp:8007:interface=127.0.0.1 ServerFactory stopped>"
+    assert server.factory is factory
+    server.reactor = MemoryReactor()
+    server.startService()
+    assert repr(server).endswith("ServerFactory running>")
+    server.stopService()
+    client = internet.TCPClient("127.0.0.1", 80, protocol.ClientFactory())
+    assert repr(client) == "<TCPClient tcp:host=127.0.0.1:port=80 ClientFactory stopped>"
+    server.factory = "its own"  # a subclass or ported code may set its own: it wins
+    assert server.factory == "its own"

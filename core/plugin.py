@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import logging
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from tapster.core._assembly import RECIPE_ATTRIBUTE, Reporter, attach, build_application, make_service, recipe_for
 from tapster.core.errors import PluginError, UnknownPluginError
+from tapster.core.service import _InterfaceMeta, _providedBy, implementer
 
 if TYPE_CHECKING:
     import pluggy
@@ -35,8 +38,11 @@ if TYPE_CHECKING:
 __all__ = [
     "PLUGIN_GROUP",
     "HOOK_GROUP",
-    "PluginEntry",
+    "IPlugin",
+    "IServiceMaker",
     "ServiceMaker",
+    "LoadedPlugin",
+    "PluginEntry",
     "plugin_entries",
     "find_plugin",
     "load_plugin",
@@ -57,11 +63,98 @@ PLUGIN_GROUP = "mktap.plugins"
 HOOK_GROUP = "tapster.hooks"
 
 _log = logging.getLogger("tapster.plugin")
+_C = TypeVar("_C", bound=type)
+
+
+# -- Twisted's plugin interfaces and ServiceMaker ----------------------------------
+
+
+def _marker(cls: _C) -> _C:
+    """Make an adapting interface that only declared classes provide (``@implementer``), by no structure."""
+    cls._required = ()  # type: ignore[attr-defined]  # read by _InterfaceMeta: this is an interface
+    cls.__subclasshook__ = classmethod(lambda _cls, _other: NotImplemented)  # type: ignore[assignment]
+    return cls
+
+
+@_marker
+@runtime_checkable
+class IPlugin(Protocol, metaclass=_InterfaceMeta):
+    """Twisted's marker for plugin objects (``twisted.plugin.IPlugin``): provided only when declared.
+
+    tapster finds plugins through entry points, not by scanning for providers,
+    so the marker is accepted for porting (``@implementer(IServiceMaker, IPlugin)``)
+    and answers ``IPlugin.providedBy(obj)``; nothing requires it.
+    """
+
+
+@_providedBy("tapname", "description", "options", "makeService")
+@runtime_checkable
+class IServiceMaker(Protocol, metaclass=_InterfaceMeta):
+    """An object that builds a service from options: what a Twisted-style entry point names.
+
+    ``tapname`` is the command name, ``description`` one line for listings,
+    ``options`` an Options subclass and ``makeService(options)`` returns the
+    service. Provided by classes that define all four at class level, or that
+    declare it with ``@implementer(IServiceMaker)``.
+    """
+
+    tapname: str
+    description: str
+
+    @property
+    def options(self) -> type[Options]: ...
+
+    def makeService(self, options: Options) -> IService: ...
+
+
+def _resolve(dotted: str) -> Any:
+    """The module (or module attribute) ``dotted`` names, as Twisted's ``namedAny`` finds it."""
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as e:
+        parent, _, attr = dotted.rpartition(".")
+        if not parent or e.name != dotted:
+            raise
+        return getattr(_resolve(parent), attr)
+
+
+@implementer(IServiceMaker, IPlugin)
+class ServiceMaker:
+    """Twisted's ``ServiceMaker(name, module, description, tapname)``: a plugin whose code lives elsewhere.
+
+    ``module`` is the dotted name of a module defining ``Options`` and
+    ``makeService(config)``; it is imported only when :attr:`options` or
+    :attr:`makeService` is first used, so listing plugins never imports it.
+    """
+
+    def __init__(self, name: str, module: str, description: str, tapname: str) -> None:
+        self.name = name
+        self.module = module
+        self.description = description
+        self.tapname = tapname
+
+    @property
+    def options(self) -> type[Options]:
+        """The module's ``Options`` class (importing the module)."""
+        options: type[Options] = _resolve(self.module).Options
+        return options
+
+    @property
+    def makeService(self) -> Callable[[Options], IService]:
+        """The module's ``makeService`` function (importing the module)."""
+        make: Callable[[Options], IService] = _resolve(self.module).makeService
+        return make
+
+    def __repr__(self) -> str:
+        return f"<ServiceMaker {self.tapname!r} ({self.name}) from {self.module}>"
+
+
+# -- loading ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class ServiceMaker:
-    """A loaded plugin: what mktap and twistd need of it.
+class LoadedPlugin:
+    """A loaded plugin, whatever shape its entry point has: what mktap and twistd need of it.
 
     ``options`` is the plugin's Options class, ``makeService(config)`` builds
     its service tree, ``description`` is one line for listings.
@@ -71,7 +164,79 @@ class ServiceMaker:
     description: str
     options: type[Options]
     makeService: Callable[[Options], IService]
-    module: object = None  # the module (or object) the entry point names
+    module: object = None  # the module (or object) the plugin's code lives in
+
+
+def _has(obj: object, name: str) -> bool:
+    """Whether ``obj`` has ``name``, without running a property (a ServiceMaker's would import its module)."""
+    if isinstance(obj, types.ModuleType):
+        return hasattr(obj, name)
+    try:
+        inspect.getattr_static(obj, name)
+    except AttributeError:
+        return False
+    return True
+
+
+def _shape(obj: object) -> str | None:
+    """``"maker"`` (IServiceMaker), ``"module"`` (Options, makeService), ``"ports"`` (Options, getPorts)."""
+    if not isinstance(obj, type) and (isinstance(obj, IServiceMaker) or (_has(obj, "options")
+                                                                         and _has(obj, "makeService"))):
+        return "maker"
+    if _has(obj, "Options") and _has(obj, "makeService"):
+        return "module"
+    if _has(obj, "Options") and _has(obj, "getPorts"):
+        return "ports"
+    return None
+
+
+def _first_line(text: object) -> str:
+    lines = text.strip().splitlines() if isinstance(text, str) else []
+    return lines[0].strip() if lines else "(no description)"
+
+
+def _describe(obj: object) -> str:
+    """The one-line description of a plugin object, importing nothing more."""
+    if _shape(obj) == "ports" and not getattr(obj, "description", None):
+        return _first_line(getattr(obj, "usage_message", None) or getattr(obj, "__doc__", None))
+    return _first_line(getattr(obj, "description", None) or getattr(obj, "__doc__", None))
+
+
+def _ports_options(module: Any) -> type[Options]:
+    """The tap module's Options, with its ``usage_message`` as the ``--help`` text when it has no longdesc."""
+    options: type[Options] = module.Options
+    message = getattr(module, "usage_message", None)
+    if isinstance(message, str) and message.strip() and not getattr(options, "longdesc", None):
+        options = type(options.__name__, (options,), {"longdesc": message, "__module__": options.__module__})
+    return options
+
+
+def _ports_service(name: str, getPorts: Callable[..., Any]) -> Callable[[Options], IService]:
+    """``makeService`` for a 2002 tap module: one listening service per ``(port, factory)`` of ``getPorts``.
+
+    ``getPorts(app, config)`` is given the MultiService that will hold the
+    ports (a port is a number or an endpoint description).
+    """
+
+    def makeService(config: Options) -> IService:
+        from tapster.core import endpoints
+        from tapster.core.service import MultiService
+
+        container = MultiService()
+        pairs = getPorts(container, config)
+        try:
+            pairs = [(port, factory) for port, factory in pairs]
+        except (TypeError, ValueError):
+            raise PluginError(f"plugin {name!r}: getPorts(app, config) must return [(port, factory), ...], "
+                              f"not {type(pairs).__name__}") from None
+        for port, factory in pairs:
+            if isinstance(port, bool) or not isinstance(port, (int, str)):
+                raise PluginError(f"plugin {name!r}: getPorts gave {port!r} as a port: "
+                                  "give a port number or an endpoint description")
+            endpoints.service(port, factory).setServiceParent(container)
+        return container
+
+    return makeService
 
 
 @dataclass(frozen=True)
@@ -84,32 +249,47 @@ class PluginEntry:
     version: str = ""
     others: tuple[str, ...] = field(default=())  # other distributions claiming the same name
 
-    def load(self) -> ServiceMaker:
-        """Import the plugin and check it has what a plugin must have."""
+    def _import(self) -> object:
         module_name, _, attr = self.value.partition(":")
         try:
-            obj = importlib.import_module(module_name.strip())
+            obj: object = importlib.import_module(module_name.strip())
             for part in filter(None, attr.strip().split(".")):
                 obj = getattr(obj, part)
         except Exception as e:
             raise PluginError(
                 f"plugin {self.name!r} (from {self.distribution}) failed to import: {type(e).__name__}: {e}"
             ) from e
-        missing = [a for a in ("Options", "makeService") if not hasattr(obj, a)]
-        if missing:
+        if _shape(obj) is None:
             raise PluginError(
-                f"plugin {self.name!r} ({self.value}) has no {' or '.join(missing)}: "
-                "a plugin module must define Options and makeService(config)"
+                f"plugin {self.name!r} ({self.value}) has no Options and makeService: a plugin must be a module "
+                "with Options and makeService(config), a service maker with tapname, description, options and "
+                "makeService, or a tap module with Options and getPorts(app, config)"
             )
-        description = getattr(obj, "description", None) or (getattr(obj, "__doc__", None) or "").strip()
-        description = description.strip().splitlines()[0] if description.strip() else "(no description)"
-        return ServiceMaker(
-            tapname=getattr(obj, "tapname", self.name),
-            description=description,
-            options=obj.Options,
-            makeService=obj.makeService,
-            module=obj,
-        )
+        return obj
+
+    def describe(self) -> str:
+        """The plugin's one-line description: imports the entry point, but not a ServiceMaker's module."""
+        return _describe(self._import())
+
+    def load(self) -> LoadedPlugin:
+        """Import the plugin and check it has what a plugin must have."""
+        obj: Any = self._import()
+        description = _describe(obj)
+        shape = _shape(obj)
+        if shape == "module":
+            return LoadedPlugin(getattr(obj, "tapname", self.name), description, obj.Options, obj.makeService, obj)
+        if shape == "ports":
+            return LoadedPlugin(self.name, description, _ports_options(obj), _ports_service(self.name, obj.getPorts),
+                                obj)
+        try:  # a service maker: its options and makeService may import the module it names
+            options, make = obj.options, obj.makeService
+            module = _resolve(obj.module) if isinstance(obj, ServiceMaker) else obj
+        except Exception as e:
+            raise PluginError(
+                f"plugin {self.name!r} (from {self.distribution}) failed to import "
+                f"{getattr(obj, 'module', self.value)}: {type(e).__name__}: {e}"
+            ) from e
+        return LoadedPlugin(getattr(obj, "tapname", None) or self.name, description, options, make, module)
 
 
 def plugin_entries() -> dict[str, PluginEntry]:
@@ -155,13 +335,13 @@ def find_plugin(name: str) -> PluginEntry:
     raise UnknownPluginError(f"unknown plugin {name!r}{hint} (installed: {known})")
 
 
-def load_plugin(name: str) -> ServiceMaker:
+def load_plugin(name: str) -> LoadedPlugin:
     """Find and import the plugin ``name``."""
     return find_plugin(name).load()
 
 
 def plugin_rows(entries: dict[str, PluginEntry] | None = None) -> list[tuple[str, str]]:
-    """(name, description) for each plugin, importing each module (but not its heavy deps).
+    """(name, description) for each plugin, importing each entry point (not a ServiceMaker's module).
 
     A plugin that fails to load is listed as broken with the reason; two
     distributions claiming one name are flagged on that row.
@@ -169,7 +349,7 @@ def plugin_rows(entries: dict[str, PluginEntry] | None = None) -> list[tuple[str
     rows = []
     for name, entry in (plugin_entries() if entries is None else entries).items():
         try:
-            text = entry.load().description
+            text = entry.describe()
         except PluginError as e:
             text = f"BROKEN: {e}"
         if entry.others:

@@ -13,7 +13,7 @@ from tapster.core import _assembly, persist, usage
 from tapster.core._persist import yaml_format as _yaml_format
 from tapster.core.errors import PersistError
 from tapster.core.internet import TCPServer
-from tapster.core.plugin import ServiceMaker
+from tapster.core.plugin import LoadedPlugin as ServiceMaker
 from tapster.core.plugin import build_application as build
 from tapster.core.service import Application, Service
 

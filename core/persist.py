@@ -12,12 +12,33 @@ its conventional name puts an ``e`` before the extension (``.etap``,
 its passphrase in memory only (``_v_passphrase``, which is never saved), so
 that :meth:`tapster.core.service.Application.save` and twistd's shutdown save write it
 back encrypted.
+
+An application's components (``app.setComponent(IFoo, foo)``, see
+:class:`tapster.core.service.Componentized`) are kept in a table keyed by the
+interfaces' dotted paths, so they are saved with the application: in pickle
+and source files as any other object, in XML files when their classes are
+declared safe (the interfaces themselves are never named as classes). A
+component that holds process state (an open log file, a socket) is declared
+*transient* with a true ``transientComponent`` attribute on its class or on
+the interface: it is left out of every file, and the code that set it (a
+``.tac``, a plugin) sets it again. A YAML file is a recipe of plugins and
+their options, so it cannot express components: none is saved (with a
+warning), and a YAML application starts without any.
+
+:class:`IPersistable` is Twisted's ``sob.IPersistable``: ``setStyle(style)``
+then ``save(tag=None, filename=None, passphrase=None)``, writing
+``<name>-<tag>.<ext>``, ``<name>.<ext>`` without a tag, or ``filename``
+exactly. An :class:`~tapster.core.service.Application` provides it itself;
+:class:`Persistent` wraps any other object. Twisted's styles are tapster's
+format names: ``"pickle"`` (``.tap``), ``"source"`` (``.tas``, Python source
+instead of Twisted's AOT source) and ``"xml"`` (``.tax``, tapster's safe XML
+instead of the long-gone marmalade); ``"yaml"`` and plugin formats work too.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tapster.core._persist.files import MAX_SIZE_VARIABLE, atomic_write, check_name, read_file, read_head
 from tapster.core.errors import PersistError
@@ -25,10 +46,22 @@ from tapster.core.errors import PersistError
 if TYPE_CHECKING:
     from tapster.core.hookspecs import FormatSpec
     from tapster.core.service import Application
+    from tapster.core.service import _IPersistable as IPersistable
+else:
+    def __getattr__(name: str) -> object:
+        # IPersistable is made with service's interface machinery; importing service here
+        # at module level would make every import of persist pay for it.
+        if name == "IPersistable":
+            from tapster.core.service import _IPersistable
+
+            return _IPersistable
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _T = TypeVar("_T")
 
 __all__ = [
+    "IPersistable",
+    "Persistent",
     "save",
     "load",
     "dumps",
@@ -144,6 +177,11 @@ def runs_code(filename: str, kind: str | None = None) -> bool:
 def dumps(app: Application, kind: str | None = None, passphrase: str | bytes | None = None) -> bytes:
     """The bytes :func:`save` would write: ``app`` in format ``kind``, encrypted when a passphrase is given."""
     spec = format_for(kind)
+    if spec.name == "yaml" and getattr(app, "__dict__", {}).get("_adapterCache"):
+        import logging
+
+        logging.getLogger("tapster.persist").warning(
+            "the components of %r are not saved: a YAML recipe holds plugins and their options only", app)
     data = spec.dump(app)
     if passphrase is not None:
         from tapster.core._persist import crypto as _crypto
@@ -184,24 +222,68 @@ def _remember(app: Application, style: str, passphrase: str | bytes | None) -> N
         pass
 
 
-def saveApplication(app: Application, tag: str | None = None, filename: str | None = None) -> str:
+def saveApplication(app: Application, tag: str | None = None, filename: str | None = None,
+                    passphrase: str | bytes | None = None) -> str:
     """Save as ``<name>-<tag>.<ext>`` (or ``<name>.<ext>``) in the app's own format and encryption, in the cwd.
 
     Without ``filename`` the name and the tag must each be a plain file name
     (no directory, nothing hidden): a name from a stranger's file, or a tag
-    typed into the console, never writes outside the run directory.
+    typed into the console, never writes outside the run directory. With
+    ``filename`` that exact name is written, in the app's format whatever its
+    extension (as Twisted's ``Persistent.save``). ``passphrase`` encrypts the
+    file; without one, the passphrase the app was loaded or last saved with.
     """
     spec = format_for(getattr(app, "persistStyle", None) or DEFAULT_FORMAT)
-    passphrase = getattr(app, PASSPHRASE_ATTRIBUTE, None)
+    if passphrase is None:
+        passphrase = getattr(app, PASSPHRASE_ATTRIBUTE, None)
     if filename is None:
-        problem = check_name(getattr(app, "name", None))
-        if problem is None and tag:
-            problem = check_name(tag, "tag")
-        if problem is not None:
-            raise PersistError(f"cannot save the application: {problem}")
-        base = app.name if not tag else f"{app.name}-{tag}"
-        filename = f"{base}.{extension_for(spec, passphrase is not None)}"
+        filename = _conventional_name(getattr(app, "name", None), tag, spec, passphrase is not None)
     return save(app, filename, spec.name, passphrase=passphrase)
+
+
+def _conventional_name(name: object, tag: str | None, spec: FormatSpec, encrypted: bool) -> str:
+    """Twisted's naming rule: ``<name>-<tag>.<ext>``, or ``<name>.<ext>`` without a tag; both plain file names."""
+    problem = check_name(name)
+    if problem is None and tag:
+        problem = check_name(tag, "tag")
+    if problem is not None:
+        raise PersistError(f"cannot save the application: {problem}")
+    base = f"{name}-{tag}" if tag else f"{name}"
+    return f"{base}.{extension_for(spec, encrypted)}"
+
+
+class Persistent:
+    """Twisted's ``sob.Persistent``: saves ``original`` under ``name`` in a chosen style.
+
+    An :class:`tapster.core.service.Application` is its own
+    :class:`IPersistable` (``IPersistable(app)`` returns ``app``); this class is
+    for porting code that wraps another object. The style is kept on
+    ``original`` as ``persistStyle`` when it takes the attribute, so that a
+    later load and save agree.
+    """
+
+    style = DEFAULT_FORMAT
+
+    def __init__(self, original: Any, name: str) -> None:
+        self.original = original
+        self.name = name
+        self.style = getattr(original, "persistStyle", None) or DEFAULT_FORMAT
+
+    def setStyle(self, style: str) -> None:
+        """``"pickle"``, ``"source"``, ``"xml"``, ``"yaml"`` or a plugin's format (PersistError otherwise)."""
+        self.style = format_for(style).name
+        try:
+            self.original.persistStyle = self.style
+        except AttributeError:
+            pass
+
+    def save(self, tag: str | None = None, filename: str | None = None,
+             passphrase: str | bytes | None = None) -> str:
+        """Write ``<name>-<tag>.<ext>``, ``<name>.<ext>`` or ``filename`` atomically; returns the path."""
+        spec = format_for(self.style)
+        if filename is None:
+            filename = _conventional_name(self.name, tag, spec, passphrase is not None)
+        return save(self.original, filename, spec.name, passphrase=passphrase)
 
 
 def sniff(head: bytes, filename: str) -> FormatSpec:
@@ -286,6 +368,11 @@ def _check_tree(app: object, filename: str) -> None:
     """
     from tapster.core._persist.limits import brief
 
+    components = getattr(app, "__dict__", {}).get("_adapterCache")
+    if components is not None and (not isinstance(components, dict)
+                                   or not all(isinstance(k, str) for k in components)):
+        raise PersistError(f"{filename}: the application's components are not a table of interface names; "
+                           "rebuild the file with mktap")
     seen = {id(app)}
     stack: list[tuple[object, str]] = [(app, "the application")]
     while stack:

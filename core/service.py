@@ -47,6 +47,7 @@ __all__ = [
     "MultiService",
     "Process",
     "Application",
+    "Componentized",
     "loadApplication",
 ]
 
@@ -76,6 +77,15 @@ class _InterfaceMeta(_ProtocolMeta):
         return cls._adapt(*args, **kwargs)
 
     def _adapt(cls, obj: object, default: object = _NO_DEFAULT) -> object:
+        # As zope.interface does: the object's own ``__conform__`` first (a componentized
+        # object answers with the component registered for the interface), then the object
+        # itself when it provides the interface. Looked up on the class, not the instance,
+        # so that an object with a catch-all ``__getattr__`` is not asked.
+        conform = getattr(type(obj), "__conform__", None)
+        if conform is not None:
+            adapted = conform(obj, cls)
+            if adapted is not None:
+                return adapted
         if isinstance(obj, cls):
             return obj
         if default is not _NO_DEFAULT:
@@ -132,6 +142,11 @@ def _provides(cls: type, other: type) -> object:
     return NotImplemented
 
 
+#: Every adapting interface made by :func:`_providedBy` (here and in other modules of core), in
+#: creation order: what :meth:`Componentized.addComponent` asks whether a component provides.
+_INTERFACES: list[type] = []
+
+
 def _providedBy(*required: str) -> Callable[[_I], _I]:
     """Make a Protocol class an adapting interface checked by the names in ``required``.
 
@@ -143,6 +158,7 @@ def _providedBy(*required: str) -> Callable[[_I], _I]:
     def decorate(cls: _I) -> _I:
         cls._required = required  # type: ignore[attr-defined]  # read by _InterfaceMeta and _provides
         cls.__subclasshook__ = classmethod(_provides)  # type: ignore[assignment]  # replaces typing's hook
+        _INTERFACES.append(cls)
         return cls
 
     return decorate
@@ -202,6 +218,185 @@ class IProcess(Protocol, metaclass=_InterfaceMeta):
     processName: str | None
     uid: int | str | None
     gid: int | str | None
+
+
+@_providedBy("setStyle", "save")
+@runtime_checkable
+class _IPersistable(Protocol, metaclass=_InterfaceMeta):
+    """An object that saves itself to a file in one of several formats (Twisted's ``sob.IPersistable``).
+
+    Public as :class:`tapster.core.persist.IPersistable`; defined here, where the
+    interface machinery lives, so that importing :mod:`tapster.core.persist` stays light.
+    """
+
+    def setStyle(self, style: str) -> None: ...
+
+    def save(self, tag: str | None = None, filename: str | None = None,
+             passphrase: str | bytes | None = None) -> object: ...
+
+
+_IPersistable.__module__ = "tapster.core.persist"
+_IPersistable.__name__ = _IPersistable.__qualname__ = "IPersistable"
+
+#: Where a componentized object keeps its saved components: ``{"module.Interface": component}``.
+COMPONENTS_ATTRIBUTE = "_adapterCache"
+#: Where it keeps its transient ones (``_v_``: left out of every saved file).
+TRANSIENT_COMPONENTS_ATTRIBUTE = "_v_adapterCache"
+
+
+def _qual(interface: object) -> str:
+    """The key a component is registered under: the interface's dotted path, as Twisted's ``reflect.qual``."""
+    module = getattr(interface, "__module__", None)
+    qualname = getattr(interface, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise TypeError(f"components are registered for interfaces (classes), not {interface!r}")
+    return f"{module}.{qualname}"
+
+
+def _transient(interface: object, component: object) -> bool:
+    """Whether a component must stay out of saved files: it, or the interface, says ``transientComponent``."""
+    return bool(getattr(interface, "transientComponent", False) or getattr(component, "transientComponent", False))
+
+
+def _declared(obj: object) -> list[type]:
+    """The interfaces ``obj`` provides: declared with :func:`implementer` (along its MRO), then core's, by structure."""
+    found: list[type] = []
+    for klass in type(obj).__mro__:
+        for interface in vars(klass).get("__implemented__", ()):
+            if interface not in found:
+                found.append(interface)
+    for interface in _INTERFACES:
+        if interface not in found and isinstance(obj, interface):
+            found.append(interface)
+    return found
+
+
+class Componentized:
+    """Twisted's ``Componentized``: an object that keeps one component per interface, and adapts to them.
+
+    ``setComponent(IFoo, foo)`` makes ``obj.getComponent(IFoo)`` and the
+    adaptation ``IFoo(obj)`` return ``foo``. Components are keyed by the
+    interface's dotted path (plain text), so they are saved with the object in
+    every format that saves objects (pickle, source and, for classes declared
+    safe, XML). A component is *transient* (kept in memory, never saved) when
+    its class or the interface has a true ``transientComponent`` attribute:
+    what holds an open file or a socket, such as a log observer, is rebuilt by
+    the code that set it, not loaded from a file. A YAML recipe saves none.
+
+    Twisted's adapter registry has no counterpart: ``getComponent`` falls back
+    to the object itself when it provides the interface, then to ``default``.
+    """
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state.pop(TRANSIENT_COMPONENTS_ATTRIBUTE, None)
+        return state
+
+    def _components(self, transient: bool = False) -> dict[str, object]:
+        """The dict of saved (or transient) components, made on first use (older files have none)."""
+        attribute = TRANSIENT_COMPONENTS_ATTRIBUTE if transient else COMPONENTS_ATTRIBUTE
+        found = self.__dict__.get(attribute)
+        if not isinstance(found, dict):
+            found = {}
+            setattr(self, attribute, found)
+        return found
+
+    def _stored(self, key: str) -> tuple[bool, object]:
+        for transient in (True, False):
+            cache = self.__dict__.get(TRANSIENT_COMPONENTS_ATTRIBUTE if transient else COMPONENTS_ATTRIBUTE)
+            if isinstance(cache, dict) and key in cache:
+                return True, cache[key]
+        return False, None
+
+    def setComponent(self, interfaceClass: object, component: object) -> None:
+        """Register ``component`` as this object's provider of ``interfaceClass`` (replacing any other)."""
+        key = _qual(interfaceClass)
+        transient = _transient(interfaceClass, component)
+        self._components(not transient).pop(key, None)
+        self._components(transient)[key] = component
+
+    def addComponent(self, component: object, ignoreClass: object = 0) -> None:
+        """Register ``component`` for every interface it provides.
+
+        The interfaces are those its class declares with :func:`implementer`
+        and core's interfaces it provides by structure (a MultiService provides
+        IService and IServiceCollection). Twisted's ``ignoreClass`` is accepted
+        and changes nothing: without an adapter registry, every interface the
+        component provides is appropriate.
+        """
+        for interface in _declared(component):
+            self.setComponent(interface, component)
+
+    def setAdapter(self, interfaceClass: object, adapterClass: Callable[[Any], object]) -> None:
+        """Register ``adapterClass(self)`` for ``interfaceClass``."""
+        self.setComponent(interfaceClass, adapterClass(self))
+
+    def addAdapter(self, adapterClass: Callable[[Any], object], ignoreClass: object = 0) -> object:
+        """``addComponent(adapterClass(self))``; returns the adapter made."""
+        adapter = adapterClass(self)
+        self.addComponent(adapter, ignoreClass)
+        return adapter
+
+    def unsetComponent(self, interfaceClass: object) -> None:
+        """Forget the component registered for ``interfaceClass`` (KeyError if there is none)."""
+        key = _qual(interfaceClass)
+        for transient in (True, False):
+            cache = self.__dict__.get(TRANSIENT_COMPONENTS_ATTRIBUTE if transient else COMPONENTS_ATTRIBUTE)
+            if isinstance(cache, dict) and key in cache:
+                del cache[key]
+                return
+        raise KeyError(key)
+
+    def removeComponent(self, component: object) -> list[object]:
+        """Forget ``component`` for every interface it is registered for; returns those interfaces.
+
+        An interface whose module is not imported is returned as its dotted
+        path: a loaded file never makes this import anything.
+        """
+        removed: list[object] = []
+        for transient in (True, False):
+            cache = self.__dict__.get(TRANSIENT_COMPONENTS_ATTRIBUTE if transient else COMPONENTS_ATTRIBUTE)
+            if not isinstance(cache, dict):
+                continue
+            for key in [k for k, v in cache.items() if v is component]:
+                del cache[key]
+                removed.append(_named(key))
+        return removed
+
+    def getComponent(self, interface: object, default: object = None) -> object:
+        """The component registered for ``interface``; else this object if it provides it; else ``default``."""
+        found, component = self._stored(_qual(interface))
+        if found:
+            return component
+        if isinstance(interface, type):
+            try:
+                if isinstance(self, interface):
+                    return self
+            except TypeError:  # a Protocol class that is not runtime-checkable
+                pass
+        return default
+
+    def __conform__(self, interface: object) -> object:
+        """What ``IFoo(obj)`` asks first: the component registered for ``IFoo``, or None."""
+        return self._stored(_qual(interface))[1]
+
+
+def _named(key: str) -> object:
+    """The object ``module.name`` if its module is already imported, else ``key`` itself."""
+    import sys
+
+    for cut in range(key.count("."), 0, -1):
+        parts = key.split(".")
+        module = sys.modules.get(".".join(parts[:cut]))
+        if module is None:
+            continue
+        obj: object = module
+        for part in parts[cut:]:
+            obj = getattr(obj, part, None)
+            if obj is None:
+                return key
+        return obj
+    return key
 
 
 def _gather(results: list[Awaitable[object] | None], errors: list[Exception]) -> Awaitable[object] | None:
@@ -374,13 +569,20 @@ class Process:
         self.gid = gid
 
 
-class Application(MultiService, Process):
+class Application(MultiService, Process, Componentized):
     """The root of a saved application: a named MultiService with process settings.
 
     ``uid``/``gid`` may be numbers or names; twistd resolves names on the
     machine where it runs. ``persistStyle`` is the format the application was
     last saved or loaded in, so that :meth:`save` and twistd's shutdown save
     write it back the same way.
+
+    As Twisted's, the application is componentized (:class:`Componentized`):
+    ``setComponent``/``getComponent``/``addComponent``/``unsetComponent``, and
+    ``IFoo(application)`` returns the component set for ``IFoo``. Without one,
+    ``IService(app)``, ``IServiceCollection(app)``, ``IProcess(app)`` and
+    ``IPersistable(app)`` return the application itself: it is all of them at
+    once (``setStyle`` and ``save`` are its :class:`tapster.core.persist.IPersistable` surface).
     """
 
     persistStyle = "pickle"
@@ -397,15 +599,31 @@ class Application(MultiService, Process):
             del state[transient]
         return state
 
-    def save(self, tag: str | None = None, filename: str | None = None) -> str:
-        """Save atomically as ``<name>-<tag>.<ext>`` (or ``filename``) in this application's format.
+    def setStyle(self, style: str) -> None:
+        """Choose the format of the next :meth:`save` (and of twistd's shutdown save).
 
-        Returns the path written. Safe to call while the application runs:
-        what is process-specific is left out of the file.
+        Twisted's styles map onto tapster's formats by name: ``"pickle"``
+        (``.tap``), ``"source"`` (``.tas``), ``"xml"`` (``.tax``); tapster's
+        ``"yaml"`` and any format a plugin adds are accepted too. An unknown
+        style is a :class:`tapster.core.errors.PersistError` at once (Twisted
+        would silently save a pickle).
         """
         from tapster.core import persist
 
-        return persist.saveApplication(self, tag=tag, filename=filename)
+        self.persistStyle = persist.format_for(style).name
+
+    def save(self, tag: str | None = None, filename: str | None = None,
+             passphrase: str | bytes | None = None) -> str:
+        """Save atomically as ``<name>-<tag>.<ext>``, ``<name>.<ext>`` or ``filename``, in this application's format.
+
+        Returns the path written. Safe to call while the application runs:
+        what is process-specific is left out of the file. ``passphrase``
+        encrypts the file (``<name>-<tag>.e<ext>``); without one, an
+        application loaded encrypted is saved encrypted again.
+        """
+        from tapster.core import persist
+
+        return persist.saveApplication(self, tag=tag, filename=filename, passphrase=passphrase)
 
 
 def loadApplication(filename: str, kind: str | None = None) -> Application:

@@ -56,8 +56,8 @@ _BASH_WORD_SPECIAL = " \t\\'\"$`!*?[](){}<>|&;#~="
 
 
 def _zshFiles(c: Any, optName: str) -> str:
-    glob = c._globPattern
-    return "_files" if glob == "*" else '_files -g "' + glob.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    glob = c._globPattern  # always with -g, "*" included, as Twisted emits it
+    return '_files -g "' + glob.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 _ZSH: dict[type, Any] = {
@@ -122,7 +122,7 @@ def _zshAction(completer: Completer, optName: str) -> str:
     if custom is not None:
         return str(custom(optName))
     handler = _lookup(_ZSH, completer)
-    return handler(completer, optName) if handler else " "  # a space: show the message, offer nothing
+    return handler(completer, optName) if handler else ""  # Twisted's fragment: message only, no candidates
 
 
 def _bashAction(completer: Completer) -> tuple[str, tuple[str, ...]]:
@@ -136,8 +136,17 @@ def _bashAction(completer: Completer) -> tuple[str, tuple[str, ...]]:
     return generator(completer), compopt
 
 
+def _zshScriptSpec(completer: Completer, optName: str) -> str:
+    """``shell_code`` for the generated script: an empty action becomes a space.
+
+    Both offer nothing; the space also makes ``_arguments`` show the message.
+    """
+    code = shell_code(completer, optName, "zsh")
+    return code + " " if code.endswith(":") else code
+
+
 def shell_code(completer: Completer, optName: str, shellType: str) -> str:
-    """The zsh ``[*]:message:action`` fragment for ``completer``, or its bash generator code."""
+    """The zsh ``[*]:message:action`` fragment for ``completer`` as Twisted emits it, or its bash generator code."""
     if shellType == "zsh":
         message = _zshMessage(completer._description(optName))
         return f"{completer._repeatFlag}:{message}:{_zshAction(completer, optName)}"
@@ -270,7 +279,7 @@ def _zshOptionSpecs(option: _OptionView) -> list[str]:
     value = ""
     if option.takesArg:
         name = option.long or option.short or "value"
-        value = shell_code(option.action, name, "zsh")
+        value = _zshScriptSpec(option.action, name)
     specs = []
     for spelled in option.spellings:
         form = spelled
@@ -287,7 +296,7 @@ def _zshFunction(command: _Command, base: str, out: list[str]) -> None:
         specs += ["1:command:->command", "*::argument:->argument"]
     else:
         for action in command.extraActions:
-            specs.append(shell_code(action, "argument", "zsh"))
+            specs.append(_zshScriptSpec(action, "argument"))
     out.append(f"{function}() {{")
     if not specs:  # a sub-command whose options could not be loaded
         out.append("  _message 'no completions available'")

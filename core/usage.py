@@ -86,6 +86,10 @@ __all__ = [
 
 error = UsageError  # Twisted's old alias, kept for ported code
 
+# The shell types Completer._shellCode accepts, under Twisted's names (its own tests use them).
+_ZSH = "zsh"
+_BASH = "bash"
+
 
 def _spell(name: str) -> str:
     """How a user types an option: ``-p`` for one letter, ``--port`` otherwise."""
@@ -123,6 +127,9 @@ def _coerceFailure(name: str, value: object, coerce: object, exc: Exception) -> 
         reason = f"{value!r} is not an integer"
     elif coerce is float:
         reason = f"{value!r} is not a number"
+    elif not getattr(coerce, "coerceDoc", ""):
+        # A plugin's own coerce function: Twisted's message, which ported code and tests expect.
+        return UsageError(f"Parameter type enforcement failed: {exc}")
     else:
         reason = str(exc) or type(exc).__name__
         if str(value) not in reason:
@@ -187,8 +194,8 @@ def flagFunction(method: Callable[..., object], name: str | None = None) -> bool
         low, high, _ = arity
         count = max(low, 1) if high is None else high
     if count > 1:
-        label = name or getattr(method, "__name__", repr(method))
-        raise UsageError(f"invalid option method {label}: it must take no argument (a flag) or one (the value)")
+        # Twisted's words, which ported tests pin; the rule: no argument (a flag) or one (the value)
+        raise UsageError(f"Invalid Option function for {name or getattr(method, '__name__', repr(method))}")
     return count == 0
 
 
@@ -278,6 +285,10 @@ class Options(_OptionsBase):
     * ``optFlags``: ``[long, short, doc]``; the value is False, True once seen.
     * ``optParameters``: ``[long, short, default, doc, coerce]``; ``coerce`` is
       optional and the default is stored as given (never coerced).
+      ``optStrings``, the original name of ``optParameters``, is read too.
+      A ``ValueError`` from a plugin's own ``coerce`` becomes Twisted's
+      ``UsageError("Parameter type enforcement failed: ...")``; ``int``,
+      ``float`` and coercers with a ``coerceDoc`` get a message naming the option.
     * ``opt_<name>`` methods: no argument makes a flag, one argument a
       parameter; called each time the option appears; the docstring is the help.
       ``opt_x = opt_xxx`` adds ``-x`` (or another long name) as an alias.
@@ -333,8 +344,10 @@ class Options(_OptionsBase):
         for klass in mro:
             for long, short, doc in _entries(klass, "optFlags", 3):
                 specs[_norm(long)] = OptionSpec(long, long, short, False, "flag", doc, False)
-            for long, short, default, doc, coerce in _entries(klass, "optParameters", 5):
-                specs[_norm(long)] = OptionSpec(long, long, short, True, "param", doc, default, coerce)
+            # optStrings: the original name of optParameters, still read (before optParameters, as Twisted did)
+            for attr in ("optStrings", "optParameters"):
+                for long, short, default, doc, coerce in _entries(klass, attr, 5):
+                    specs[_norm(long)] = OptionSpec(long, long, short, True, "param", doc, default, coerce)
 
         # opt_ methods, in definition order; the base class's own (help, version) last.
         names: list[str] = []
@@ -393,11 +406,14 @@ class Options(_OptionsBase):
         # Twisted's public attributes, for code that introspects them.
         self.defaults = {s.key: s.default for s in specs.values() if s.declared}
         self.docs = {s.name: s.doc for s in specs.values()}
+        # As Twisted: every name (short, long, aliases) -> the option's name: a declared
+        # option's long name as written, an opt_ method's longest name with dashes.
         self.synonyms = {}
         for s in specs.values():
+            target = s.key if s.kind != "method" or s.declared else _norm(s.key)
             for spelled in s.spellings():
-                self.synonyms[spelled.lstrip("-")] = s.key
-            self.synonyms[s.key] = s.key
+                self.synonyms[spelled.lstrip("-")] = target
+            self.synonyms.setdefault(s.key, target)
         self.longOpt = [s.long + ("=" if s.takesArg else "") for s in specs.values() if s.long]
         self.shortOpt = "".join(s.short + (":" if s.takesArg else "") for s in specs.values() if s.short)
 
@@ -506,7 +522,7 @@ class Options(_OptionsBase):
                     letter = arg[j]
                     short = self._short.get(letter)
                     if short is None:
-                        raise UsageError(f"option -{letter} not recognized (run with --help to list the options)")
+                        raise UsageError(f"option -{letter} not recognized")  # getopt's words, as Twisted
                     spec = short
                     if not spec.takesArg:
                         found.append((spec, None, f"-{letter}"))
@@ -806,8 +822,7 @@ class CompleteFiles(Completer):
         self._globPattern = globPattern
 
     def _description(self, optName: str) -> str:
-        base = super()._description(optName)
-        return base if self._globPattern == "*" else f"{base} ({self._globPattern})"
+        return f"{super()._description(optName)} ({self._globPattern})"  # as Twisted, "*" included
 
 
 class CompleteDirs(Completer):
@@ -817,23 +832,21 @@ class CompleteDirs(Completer):
 class CompleteList(Completer):
     """One word from a fixed list."""
 
-    def __init__(self, items: Sequence[str], **kw: Unpack[_CompleterKeywords]) -> None:
+    def __init__(self, items: Sequence[str] | None, **kw: Unpack[_CompleterKeywords]) -> None:
         super().__init__(**kw)
-        self._items = [str(item) for item in items]
+        self._items = [str(item) for item in items or ()]  # None: no words (Twisted allows it)
 
 
 class CompleteMultiList(Completer):
     """Several comma-separated words from a fixed list."""
 
-    def __init__(self, items: Sequence[str], **kw: Unpack[_CompleterKeywords]) -> None:
+    def __init__(self, items: Sequence[str] | None, **kw: Unpack[_CompleterKeywords]) -> None:
         super().__init__(**kw)
-        self._items = [str(item) for item in items]
+        self._items = [str(item) for item in items or ()]  # None: no words (Twisted allows it)
 
 
 class CompleteUsernames(Completer):
-    """Local user names."""
-
-    _descr = "user"
+    """Local user names (the message is the option name, as in Twisted)."""
 
 
 class CompleteGroups(Completer):
@@ -845,8 +858,6 @@ class CompleteGroups(Completer):
 class CompleteHostnames(Completer):
     """Host names the shell knows (``/etc/hosts``, ssh known hosts)."""
 
-    _descr = "hostname"
-
 
 class CompleteUserAtHost(Completer):
     """``host`` or ``user@host``."""
@@ -856,5 +867,3 @@ class CompleteUserAtHost(Completer):
 
 class CompleteNetInterfaces(Completer):
     """Network interface names (``eth0``, ``lo``)."""
-
-    _descr = "net-interface"

@@ -94,7 +94,7 @@ def test_zsh_script_declares_options_descriptions_and_actions():
         "'*--verbose[Be verbose.]'",  # multiUse: repeatable, excludes nothing
         "'(-u --user)-u+[user to run as]:user:_users'",  # description override
         "'(-u --user)--user=[user to run as]:user:_users'",
-        "'(--iface)--iface=[Interface.]:net-interface:_net_interfaces'",
+        "'(--iface)--iface=[Interface.]:iface:_net_interfaces'",  # the option name, as Twisted
         "_values -s , '\\''modes'\\'' read write exec",
         "'1:command:->command'",
         "'serve:Serve things: fast.'",  # only the name part escapes colons
@@ -294,17 +294,22 @@ def test_bash_value_keeps_the_option_prefix_when_equals_does_not_break_words(wor
 
 
 def test_shell_code_for_each_completer():
-    assert shell_code(usage.Completer(), "port", "zsh") == ":port: "
+    # The fragments Twisted's Completer._shellCode emits (its test_usage.py pins them).
+    assert shell_code(usage.Completer(), "port", "zsh") == ":port:"
+    assert usage.Completer()._shellCode("port", usage._ZSH) == ":port:"
     assert shell_code(usage.CompleteFiles("*.tap"), "file", "zsh") == ':file (*.tap):_files -g "*.tap"'
-    assert shell_code(usage.CompleteFiles(), "file", "zsh") == ":file:_files"
+    assert shell_code(usage.CompleteFiles(), "file", "zsh") == ':file (*):_files -g "*"'
     assert shell_code(usage.CompleteDirs(descr="dir", repeat=True), "x", "zsh") == "*:dir:_directories"
     assert shell_code(usage.CompleteList(["a b", "c"]), "x", "zsh") == ":x:(a\\ b c)"
-    assert shell_code(usage.CompleteUsernames(), "u", "zsh") == ":user:_users"
+    assert shell_code(usage.CompleteUsernames(), "u", "zsh") == ":u:_users"
     assert shell_code(usage.CompleteGroups(), "g", "zsh") == ":group:_groups"
-    assert shell_code(usage.CompleteHostnames(), "h", "zsh") == ":hostname:_hosts"
+    assert shell_code(usage.CompleteHostnames(), "h", "zsh") == ":h:_hosts"
     assert shell_code(usage.CompleteUserAtHost(), "h", "zsh") == ":host | user@host:_user_at_host"
-    assert shell_code(usage.CompleteNetInterfaces(), "i", "zsh") == ":net-interface:_net_interfaces"
-    assert shell_code(usage.Completer(descr="a:b"), "x", "zsh") == ":a\\:b: "
+    assert shell_code(usage.CompleteNetInterfaces(), "i", "zsh") == ":i:_net_interfaces"
+    assert shell_code(usage.CompleteList(None), "x", "zsh") == ":x:()"
+    empty = shell_code(usage.CompleteMultiList([]), "x", "bash")
+    assert shell_code(usage.CompleteMultiList(None), "x", "bash") == empty
+    assert shell_code(usage.Completer(descr="a:b"), "x", "zsh") == ":a\\:b:"
     assert shell_code(usage.CompleteDirs(), "d", "bash") == 'compgen -d -- "$cur"'
     assert shell_code(usage.CompleteList(["a$b"]), "x", "bash") == "compgen -W 'a\\$b' -- \"$cur\""
     assert usage.CompleteFiles("*.tap")._shellCode("file", "zsh") == ':file (*.tap):_files -g "*.tap"'

@@ -258,7 +258,7 @@ def test_parameter_method_accumulates():
 def test_alias_long_names_and_canonical_is_longest():
     config = parsed(Counting, "--logfile", "x")
     assert config["logfile"] == "x"
-    assert config.synonyms["logfile"] == "log_file"
+    assert config.synonyms["logfile"] == "log-file"  # an opt_ method's longest name, dashed (Twisted)
     assert config.synonyms["D"] == "define"
 
 
@@ -874,3 +874,87 @@ def test_longdesc_paragraph_with_indented_lines_is_kept_as_written():
 
     text = Opts().getUsage(width=40)
     assert "Exit status:\n  0  fine\n  1  broken" in text
+
+
+# ------------------------------------------------- Twisted compatibility (issue 10, item 5)
+
+
+def test_optStrings_is_read_as_optParameters():
+    class Old(Options):
+        optStrings = [["host", "h", "localhost", "Host to bind."]]
+        optParameters = [["port", "p", "8007", "Port."]]
+
+    class Older(Old):
+        optStrings = [["user", "u", None, "Run as."]]
+
+    config = parsed(Older, "-h", "example.org", "--user=nobody")
+    assert (config["host"], config["port"], config["user"]) == ("example.org", "8007", "nobody")
+    assert parsed(Older)["host"] == "localhost"
+    assert "--host=" in Older().getUsage(width=100)
+    assert config.synonyms["h"] == "host"
+
+
+def test_synonyms_of_an_opt_method_name_its_longest_dashed_name():
+    class Opts(Options):
+        def opt_very_very_long(self) -> None:
+            """A flag with three names."""
+            self["seen"] = True
+
+        opt_short = opt_very_very_long
+        opt_s = opt_very_very_long
+
+    config = parsed(Opts, "--short")
+    assert config["seen"] is True
+    assert {name: config.synonyms[name] for name in ("s", "short", "very-very-long")} == dict.fromkeys(
+        ("s", "short", "very-very-long"), "very-very-long")
+
+
+def test_synonyms_of_a_declared_option_name_its_long_name_as_written():
+    class Opts(Options):
+        optParameters = [["log_file", "l", None, "Log."]]
+
+    assert Opts().synonyms["l"] == "log_file"
+
+
+def test_coerce_function_of_a_plugin_raises_twisteds_message():
+    def picky(value: str) -> str:
+        raise ValueError("Yay")
+
+    class Opts(Options):
+        optParameters = [["thing", None, None, "A thing.", picky]]
+
+    assert usage_error(Opts, "--thing", "x") == "Parameter type enforcement failed: Yay"
+
+
+def test_coerce_raising_something_else_is_not_swallowed():
+    def broken(value: str) -> str:
+        raise RuntimeError("Ouch")
+
+    class Opts(Options):
+        optParameters = [["thing", None, None, "A thing.", broken]]
+
+    with pytest.raises(RuntimeError):
+        parsed(Opts, "--thing", "x")
+
+
+def test_unknown_short_option_uses_getopts_words():
+    assert usage_error(Server, "-Z") == "option -Z not recognized"
+
+
+def test_flagFunction_rejects_many_arguments_in_twisteds_words():
+    def many(a: object, b: object) -> None: ...
+
+    with pytest.raises(UsageError, match=r"^Invalid Option function for many$"):
+        usage.flagFunction(many)
+    with pytest.raises(UsageError, match=r"^Invalid Option function for opt_x$"):
+        usage.flagFunction(many, "opt_x")
+
+
+def test_completers_accept_no_items_and_refuse_unknown_shells():
+    assert usage.CompleteList(None)._shellCode("x", usage._ZSH) == ":x:()"
+    assert usage.CompleteMultiList(None)._items == []
+    with pytest.raises(NotImplementedError):
+        usage.CompleteList(None)._shellCode("x", "bad_shell_type")
+    assert usage.CompleteFiles()._shellCode("f", usage._ZSH) == ':f (*):_files -g "*"'
+    assert usage.CompleteGroups()._shellCode("g", usage._ZSH) == ":group:_groups"
+    assert usage.CompleteUsernames(descr="who", repeat=True)._shellCode("u", usage._ZSH) == "*:who:_users"

@@ -625,6 +625,58 @@ class Application(MultiService, Process, Componentized):
 
         return persist.saveApplication(self, tag=tag, filename=filename, passphrase=passphrase)
 
+    # -- the 2002 application API (seed 004: typed into the console of a running server) -----
+
+    @property
+    def ports(self) -> list[IService]:
+        """The listening services of the tree, in order: ``application.ports[1].factory`` is the second's factory."""
+        from tapster.core import internet
+
+        found: list[IService] = []
+        stack: list[object] = [self]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, internet._AbstractServer):
+                found.append(node)
+            children = getattr(node, "services", None)
+            if isinstance(children, list):
+                stack.extend(reversed(children))
+        return found
+
+    def _add(self, kind: str, *args: object, **kwargs: object) -> IService:
+        """A ``kind`` service (``TCPServer``...) made from the arguments, added (and started, if running)."""
+        from tapster.core import internet
+
+        service: IService = getattr(internet, kind)(*args, **kwargs)
+        service.setServiceParent(self)
+        return service
+
+    def listenTCP(self, port: int, factory: object, backlog: int = 50, interface: str = "") -> IService:
+        """Add a :class:`~tapster.core.internet.TCPServer`, as Twisted's old ``app.listenTCP`` did."""
+        return self._add("TCPServer", port, factory, backlog=backlog, interface=interface)
+
+    def listenUNIX(self, filename: str, factory: object, backlog: int = 50, mode: int = 0o666) -> IService:
+        return self._add("UNIXServer", filename, factory, backlog=backlog, mode=mode)
+
+    def listenSSL(self, port: int, factory: object, ctxFactory: object, backlog: int = 50,
+                  interface: str = "") -> IService:
+        return self._add("SSLServer", port, factory, ctxFactory, backlog=backlog, interface=interface)
+
+    def listenUDP(self, port: int, proto: object, interface: str = "", maxPacketSize: int = 8192) -> IService:
+        return self._add("UDPServer", port, proto, interface=interface, maxPacketSize=maxPacketSize)
+
+    def connectTCP(self, host: str, port: int, factory: object, timeout: float = 30,
+                   bindAddress: object = None) -> IService:
+        """Add a :class:`~tapster.core.internet.TCPClient` (it connects when the application runs)."""
+        return self._add("TCPClient", host, port, factory, timeout=timeout, bindAddress=bindAddress)
+
+    def connectUNIX(self, address: str, factory: object, timeout: float = 30) -> IService:
+        return self._add("UNIXClient", address, factory, timeout=timeout)
+
+    def connectSSL(self, host: str, port: int, factory: object, ctxFactory: object, timeout: float = 30,
+                   bindAddress: object = None) -> IService:
+        return self._add("SSLClient", host, port, factory, ctxFactory, timeout=timeout, bindAddress=bindAddress)
+
 
 def loadApplication(filename: str, kind: str | None = None) -> Application:
     """Load a saved application (format recognised by content when ``kind`` is None)."""

@@ -135,6 +135,16 @@ def test_administrator_changes_the_running_server_and_the_changes_survive(
     assert nc(second_port) == b"Second service\r\n"
     assert "True" in type_statement(term, "import __main__; __main__.application is application")
 
+    # Seed 004's 2002 API: listenTCP on the running application adds a started service; ports lists them.
+    third_port = free_port()
+    out = type_statement(term, f"__main__.application.listenTCP({third_port}, QOTDFactory(StaticQuoter('Third')), "
+                               "interface='127.0.0.1')")
+    assert "Traceback" not in out and "QOTDFactory running>" in out, out
+    assert nc(third_port) == b"Third\r\n"
+    assert "'Third'" in type_statement(term, "application.ports[-1].factory.quoter.quote")
+    listing = type_statement(term, "application.ports[0]")
+    assert f"<TCPServer 'qotd' tcp:{qotd_port}:interface=127.0.0.1 QOTDFactory running>" in listing, listing
+
     term.sendline("exit()")
     term.expect("Connection closed by foreign host.")
     assert term.wait() in (0, 1)  # telnet's status after a remote close varies between builds
@@ -144,12 +154,12 @@ def test_administrator_changes_the_running_server_and_the_changes_survive(
     log = (tmp_path / "qotd.log").read_text()
     assert "admin logged in" in log and "admin ran: application.save('known-good')" in log
 
-    # The shutdown file has everything: the quote, the second service, and the console itself.
+    # The shutdown file has everything: the quote, the second and third services, and the console itself.
     pid = daemons.start("qotd-shutdown.tap")
     assert nc(qotd_port) == b"Changed live\r\n"
     assert nc(second_port) == b"Second service\r\n"
     out = nc_session(telnet_port, ["admin", PASSWORD, "print([type(s).__name__ for s in application])", "exit()"])
-    assert "['TCPServer', 'TelnetService', 'TCPServer']" in out, out
+    assert "['TCPServer', 'TelnetService', 'TCPServer', 'TCPServer']" in out, out
     daemons.stop(pid)
 
     # The known-good file was saved before the second service existed.

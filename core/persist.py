@@ -255,32 +255,43 @@ def _conventional_name(name: object, tag: str | None, spec: FormatSpec, encrypte
 class Persistent:
     """Twisted's ``sob.Persistent``: saves ``original`` under ``name`` in a chosen style.
 
-    An :class:`tapster.core.service.Application` is its own
-    :class:`IPersistable` (``IPersistable(app)`` returns ``app``); this class is
-    for porting code that wraps another object. The style is kept on
-    ``original`` as ``persistStyle`` when it takes the attribute, so that a
-    later load and save agree.
+    ``IPersistable(app)`` returns one bound to the application, as Twisted's
+    does (``.original`` is the application, ``.name`` its name, ``.style``
+    its format); ``app.setStyle``/``app.save`` are the same operations on the
+    application itself. The style lives on ``original`` as ``persistStyle``
+    when it takes the attribute, so the wrapper, the application and
+    twistd's shutdown save always agree.
     """
-
-    style = DEFAULT_FORMAT
 
     def __init__(self, original: Any, name: str) -> None:
         self.original = original
         self.name = name
-        self.style = getattr(original, "persistStyle", None) or DEFAULT_FORMAT
+        self._style = getattr(original, "persistStyle", None) or DEFAULT_FORMAT
+
+    @property
+    def style(self) -> str:
+        """The format of the next :meth:`save` (Twisted's name)."""
+        style: str = getattr(self.original, "persistStyle", None) or self._style
+        return style
 
     def setStyle(self, style: str) -> None:
         """``"pickle"``, ``"source"``, ``"xml"``, ``"yaml"`` or a plugin's format (PersistError otherwise)."""
-        self.style = format_for(style).name
+        self._style = format_for(style).name
         try:
-            self.original.persistStyle = self.style
+            self.original.persistStyle = self._style
         except AttributeError:
             pass
 
     def save(self, tag: str | None = None, filename: str | None = None,
              passphrase: str | bytes | None = None) -> str:
-        """Write ``<name>-<tag>.<ext>``, ``<name>.<ext>`` or ``filename`` atomically; returns the path."""
+        """Write ``<name>-<tag>.<ext>``, ``<name>.<ext>`` or ``filename`` atomically; returns the path.
+
+        Without ``passphrase``, an original loaded from an encrypted file is
+        saved encrypted again (with the passphrase it was opened with).
+        """
         spec = format_for(self.style)
+        if passphrase is None:
+            passphrase = getattr(self.original, PASSPHRASE_ATTRIBUTE, None)
         if filename is None:
             filename = _conventional_name(self.name, tag, spec, passphrase is not None)
         return save(self.original, filename, spec.name, passphrase=passphrase)

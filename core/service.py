@@ -580,9 +580,10 @@ class Application(MultiService, Process, Componentized):
     As Twisted's, the application is componentized (:class:`Componentized`):
     ``setComponent``/``getComponent``/``addComponent``/``unsetComponent``, and
     ``IFoo(application)`` returns the component set for ``IFoo``. Without one,
-    ``IService(app)``, ``IServiceCollection(app)``, ``IProcess(app)`` and
-    ``IPersistable(app)`` return the application itself: it is all of them at
-    once (``setStyle`` and ``save`` are its :class:`tapster.core.persist.IPersistable` surface).
+    ``IService(app)``, ``IServiceCollection(app)`` and ``IProcess(app)``
+    return the application itself, and ``IPersistable(app)`` a
+    :class:`tapster.core.persist.Persistent` bound to it, as Twisted's does
+    (``app.setStyle``/``app.save`` do the same directly).
     """
 
     persistStyle = "pickle"
@@ -598,6 +599,18 @@ class Application(MultiService, Process, Componentized):
         for transient in [k for k in state if k.startswith("_v_")]:  # volatile attributes, ZODB-style
             del state[transient]
         return state
+
+    def __conform__(self, interface: object) -> object:
+        """``IPersistable(app)`` is a :class:`tapster.core.persist.Persistent` of the app, as in Twisted.
+
+        A component set for an interface wins, as for any componentized object.
+        """
+        found = Componentized.__conform__(self, interface)
+        if found is None and interface is _IPersistable:
+            from tapster.core.persist import Persistent
+
+            return Persistent(self, self.name or "application")
+        return found
 
     def setStyle(self, style: str) -> None:
         """Choose the format of the next :meth:`save` (and of twistd's shutdown save).

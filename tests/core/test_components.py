@@ -108,7 +108,11 @@ def test_adapting_returns_the_component_else_the_application_itself() -> None:
     assert IService(app) is app
     assert IServiceCollection(app) is app
     assert IProcess(app) is app
-    assert IPersistable(app) is app
+    persistable = IPersistable(app)  # Twisted's sob.Persistent of the application
+    assert isinstance(persistable, Persistent) and persistable.original is app
+    assert (persistable.name, persistable.style) == ("demo", "pickle")
+    app.setStyle("xml")
+    assert persistable.style == "xml"  # one style, wherever it is set
     other = MultiService()
     app.setComponent(IService, other)
     assert IService(app) is other  # the component first, as zope asks __conform__ first

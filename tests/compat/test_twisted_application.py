@@ -11,13 +11,10 @@ tapster provides differently.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import textwrap
-import unittest
 from pathlib import Path
 
-from tests.compat.test_twisted_usage import _SHIM, _test_ids, _twisted_test_file
+from tests.compat.test_twisted_usage import _twisted_test_file, run_rewritten
 
 HEADER = (
     "import copy, os, pickle\n"
@@ -39,22 +36,7 @@ def _part(source: str) -> str:
 
 def test_twisted_test_application_service_tests_pass_against_tapster(tmp_path: Path) -> None:
     source = (_twisted_test_file().parent / "test_application.py").read_text(encoding="utf-8")
-    (tmp_path / "_trial_shim.py").write_text(_SHIM, encoding="utf-8")
-    target = tmp_path / "twisted_test_application.py"
-    target.write_text(_part(source), encoding="utf-8")
-    sys.path.insert(0, str(tmp_path))
-    try:
-        spec = importlib.util.spec_from_file_location("twisted_test_application", target)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        suite = unittest.defaultTestLoader.loadTestsFromModule(module)
-        ran = _test_ids(suite)
-        result = unittest.TestResult()
-        suite.run(result)
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("_trial_shim", None)
+    ran, result = run_rewritten(tmp_path, "twisted_test_application", _part(source))
     assert len(ran) >= 20, f"only {len(ran)} tests found in that part of Twisted's test_application.py"
     broken = result.failures + result.errors
     report = "\n\n".join(f"{case.id()}:\n{textwrap.indent(trace, '    ')}" for case, trace in broken)

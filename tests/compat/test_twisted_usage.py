@@ -146,15 +146,14 @@ def _test_ids(suite: unittest.TestSuite) -> list[str]:
     return out
 
 
-def test_twisted_test_usage_passes_against_tapster(tmp_path: Path) -> None:
-    source = _twisted_test_file().read_text(encoding="utf-8")
+def run_rewritten(tmp_path: Path, name: str, text: str) -> tuple[list[str], unittest.TestResult]:
+    """Write ``text`` (a rewritten Twisted test module) as ``name`` beside the trial shim and run it."""
     (tmp_path / "_trial_shim.py").write_text(_SHIM, encoding="utf-8")
-    target = tmp_path / "twisted_test_usage.py"
-    target.write_text(_rewritten(source), encoding="utf-8")
-
+    target = tmp_path / f"{name}.py"
+    target.write_text(text, encoding="utf-8")
     sys.path.insert(0, str(tmp_path))
     try:
-        spec = importlib.util.spec_from_file_location("twisted_test_usage", target)
+        spec = importlib.util.spec_from_file_location(name, target)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -165,6 +164,12 @@ def test_twisted_test_usage_passes_against_tapster(tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("_trial_shim", None)
+    return ran, result
+
+
+def test_twisted_test_usage_passes_against_tapster(tmp_path: Path) -> None:
+    source = _twisted_test_file().read_text(encoding="utf-8")
+    ran, result = run_rewritten(tmp_path, "twisted_test_usage", _rewritten(source))
 
     assert len(ran) >= 35, f"only {len(ran)} tests found in Twisted's test_usage.py"
     broken = {case.id().split(".", 1)[1]: trace for case, trace in result.failures + result.errors}

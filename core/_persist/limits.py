@@ -57,10 +57,10 @@ def brief(value: Any) -> str:
 
 
 def cap(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text`` with control characters escaped and cut to ``limit`` characters."""
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """``text`` with control characters escaped and cut to ``limit`` characters (the commands' one-line rule)."""
+    from tapster.core.terminal import one_line
+
+    return one_line(text, limit)
 
 
 class Weigher:

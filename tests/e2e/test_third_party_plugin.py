@@ -53,9 +53,12 @@ def _copy_tree(src: Path, dst: Path) -> Path:
     return dst
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("third_party")
+def venv_with_tapster(root: Path, projects: list[Path], what: str) -> Path:
+    """A throwaway venv under ``root`` with this repository's tapster and ``projects`` pip-installed.
+
+    The test environment's own site-packages are put on the venv's path (a
+    ``.pth``), so nothing is downloaded; tapster is built from a clean copy.
+    """
     env = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=60)
     python = env / "bin" / "python"
@@ -66,23 +69,28 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     Path(purelib, "_tapster_test_deps.pth").write_text("".join(f"{d}\n" for d in sorted(deps)))
 
-    source = root / "src"
-    source.mkdir()
+    source = root / "src" / "tapster"
     for name in ("core", "mktap", "twistd", "plugins"):
-        _copy_tree(REPO / name, source / "tapster" / name)
+        _copy_tree(REPO / name, source / name)
     for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / "tapster" / name)
-    hello = _copy_tree(EXAMPLE, source / "hello")
+        shutil.copy(REPO / name, source / name)
 
     argv = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--quiet",
             "--disable-pip-version-check"]
     if _can_build_offline():
         argv += ["--no-build-isolation", "--no-index"]
-    done = subprocess.run([*argv, str(source / "tapster"), str(hello)], capture_output=True, text=True,
+    done = subprocess.run([*argv, str(source), *map(str, projects)], capture_output=True, text=True,
                           timeout=PIP_TIMEOUT)
     if done.returncode != 0:
-        pytest.fail(f"pip could not install tapster and examples/hello into a venv:\n{done.stderr[-3000:]}")
+        pytest.fail(f"pip could not install tapster and {what} into a venv:\n{done.stderr[-3000:]}")
     return env
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("third_party")
+    hello = _copy_tree(EXAMPLE, root / "src" / "hello")
+    return venv_with_tapster(root, [hello], "examples/hello")
 
 
 def run(env: Path, *argv: str, cwd: Path) -> subprocess.CompletedProcess:

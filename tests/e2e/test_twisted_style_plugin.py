@@ -15,15 +15,13 @@ and talked to with ``nc``.
 from __future__ import annotations
 
 import subprocess
-import sys
-import sysconfig
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from tests.e2e._e2e import DEADLINE, free_port, nc, wait_for_port
-from tests.e2e.test_third_party_plugin import PIP_TIMEOUT, REPO, _can_build_offline, _copy_tree, run
+from tests.e2e.test_third_party_plugin import run, venv_with_tapster
 
 FILES = {
     "pyproject.toml": '''
@@ -146,37 +144,13 @@ PLUGIN_FILE = '''
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("twisted_style")
-    env = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=60)
-    python = env / "bin" / "python"
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True, capture_output=True, text=True, timeout=30,
-    ).stdout.strip()
-    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    Path(purelib, "_tapster_test_deps.pth").write_text("".join(f"{d}\n" for d in sorted(deps)))
-
-    source = root / "src"
-    for name in ("core", "mktap", "twistd", "plugins"):
-        _copy_tree(REPO / name, source / "tapster" / name)
-    for name in ("pyproject.toml", "README.md"):
-        (source / "tapster" / name).write_bytes((REPO / name).read_bytes())
-    project = source / "myproj"
+    project = root / "src" / "myproj"
     files = {**FILES, "myproj/plugins/myproj_plugin.py": PLUGIN_FILE}
     for relative, text in files.items():
         path = project / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip())
-
-    argv = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--quiet",
-            "--disable-pip-version-check"]
-    if _can_build_offline():
-        argv += ["--no-build-isolation", "--no-index"]
-    done = subprocess.run([*argv, str(source / "tapster"), str(project)], capture_output=True, text=True,
-                          timeout=PIP_TIMEOUT)
-    if done.returncode != 0:
-        pytest.fail(f"pip could not install tapster and the ported plugin into a venv:\n{done.stderr[-3000:]}")
-    return env
+    return venv_with_tapster(root, [project], "the ported plugin")
 
 
 def served(venv: Path, cwd: Path, port: int, argv: list[str], data: bytes | None) -> bytes:

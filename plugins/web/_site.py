@@ -1,0 +1,204 @@
+"""The web server's factory: one :class:`Site` per ``web`` service, shared by all its ports.
+
+What an administrator changes live (from the telnet console) lives here and on
+the resource; every request reads it afresh, so a change applies to the next
+request::
+
+    web = application.getServiceNamed('web')
+    web.factory.resource.path = '/srv/other'          # serve another directory
+    web.factory.headers.append(('X-Frame-Options', 'DENY'))
+    web.factory.resource = WSGIResource('mymod.app')  # or swap the root resource
+
+Nothing process-specific is saved: the open access log, the thread pool and
+the date cache are dropped by ``__getstate__``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from tapster.core import __version__
+from tapster.core.protocol import Factory
+from tapster.plugins.web._http import HTTPChannel, Request
+
+if TYPE_CHECKING:
+    from tapster.core.interfaces import IReactorTime
+
+__all__ = ["Site", "Resource", "WebError"]
+
+_access = logging.getLogger("tapster.web.access")
+_log = logging.getLogger("tapster.web")
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+class WebError(Exception):
+    """Raised at start when the configuration cannot serve (a WSGI app that does not import)."""
+
+
+def check_header(name: str, value: str) -> tuple[str, str]:
+    """A (name, value) pair safe to send: a token name, a value without CR/LF/NUL."""
+    if not _HEADER_NAME.match(name):
+        raise ValueError(f"bad header name {name!r}")
+    if any(c in value for c in "\r\n\x00"):
+        raise ValueError(f"header {name}: the value holds a line break or NUL")
+    value.encode("latin-1")
+    return name, value.strip()
+
+
+class Resource:
+    """What a Site serves: ``render(request)`` answers, now or later (``request.finish()``)."""
+
+    def render(self, request: Request) -> None:  # pragma: no cover - abstract
+        request.error(404)
+
+    def startService(self, site: Site) -> None:
+        """The site starts serving (acquire what is process-specific)."""
+
+    def stopService(self, site: Site) -> None:
+        """The site stops serving."""
+
+
+class Site(Factory):
+    """Builds :class:`HTTPChannel` protocols; holds the root ``resource`` and the server's settings."""
+
+    protocol = HTTPChannel
+    noisy = False
+
+    def __init__(
+        self,
+        resource: Resource,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        logPath: str | None = None,
+        displayTracebacks: bool = False,
+        maxRequestBody: int | None = 10 * 1024 * 1024,
+        headerTimeout: float | None = 30.0,
+        keepAliveTimeout: float | None = 75.0,
+    ) -> None:
+        self.resource = resource
+        self.headers: list[tuple[str, str]] = list(headers or [])
+        self.logPath = logPath
+        self.displayTracebacks = displayTracebacks
+        self.maxRequestBody = maxRequestBody
+        self.headerTimeout = headerTimeout
+        self.keepAliveTimeout = keepAliveTimeout
+        self._init_transient()
+
+    def _init_transient(self) -> None:
+        self._reactor: IReactorTime | None = None
+        self._logfile: Any = None
+        self._header_cache: tuple[list[tuple[str, str]], list[bytes]] | None = None
+        self.serverName = b"tapster/" + __version__.encode("ascii")
+
+    def __getstate__(self) -> dict[str, object]:
+        state = super().__getstate__()
+        for key in ("_reactor", "_logfile", "_header_cache", "serverName"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._init_transient()
+
+    # -- life cycle ------------------------------------------------------------
+
+    def clock(self) -> IReactorTime:
+        if self._reactor is None:
+            from tapster.core import reactor
+
+            self._reactor = reactor.getReactor()
+        return self._reactor
+
+    def startFactory(self) -> None:
+        if self.logPath and self.logPath != "-":
+            self._logfile = open(self.logPath, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
+        self.resource.startService(self)
+
+    def stopFactory(self) -> None:
+        self.resource.stopService(self)
+        if self._logfile is not None:
+            self._logfile.close()
+            self._logfile = None
+
+    # -- per request -----------------------------------------------------------
+
+    def addHeader(self, name: str, value: str) -> None:
+        """Send ``name: value`` with every response from now on."""
+        self.headers.append(check_header(name, value))
+
+    def extraHeaderLines(self) -> list[bytes]:
+        cache = self._header_cache
+        headers = self.headers
+        if cache is None or cache[0] != headers:
+            lines = []
+            for name, value in headers:
+                try:
+                    n, v = check_header(name, value)
+                except (ValueError, UnicodeEncodeError) as e:
+                    _log.warning("web: header %r not sent: %s", name, e)
+                    continue
+                lines.append(f"{n}: {v}\r\n".encode("latin-1"))
+            cache = self._header_cache = (list(headers), lines)
+        return cache[1]
+
+    def handle(self, request: Request) -> None:
+        self.resource.render(request)
+
+    def internalError(self, request: Request, exc_info: Any = None) -> None:
+        """500, logged with its traceback; the traceback is shown only with --display-tracebacks."""
+        exc_info = exc_info or sys.exc_info()
+        _log.error("web: error answering %s %r", request.method, request.target, exc_info=exc_info)
+        if request.headersSent:
+            request.keepAlive = False
+            request.channel.abort()
+            request.finished = True
+            request.channel.requestDone(request)
+            return
+        detail = ""
+        if self.displayTracebacks:
+            import traceback
+
+            detail = "".join(traceback.format_exception(*exc_info))
+        request.keepAlive = False
+        request.error(500, detail)
+
+    def logAccess(self, request: Request) -> None:
+        if not self.logPath:
+            return
+        line = combined_log_line(request)
+        if self._logfile is not None:
+            self._logfile.write(line + "\n")
+        else:
+            _access.info("%s", line)
+
+
+def _quote(value: bytes | str | None) -> str:
+    """A header or request line as it may appear between quotes in a log line (control bytes escaped)."""
+    if value is None:
+        return "-"
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    out = []
+    for ch in value:
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif ch < " " or "\x7f" <= ch <= "\xff":
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def combined_log_line(request: Request) -> str:
+    """One line of the combined log format (Apache's and nginx's)."""
+    host = request.client[0] if request.client else "-"
+    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(request.started or time.time()))
+    line = f"{request.method} {request.target.decode('latin-1')} HTTP/{request.version}"
+    size = str(request.sentLength) if request.sentLength else "-"
+    return (f'{host} - - [{stamp}] "{_quote(line)}" {request.code} {size} '
+            f'"{_quote(request.getHeader("referer"))}" "{_quote(request.getHeader("user-agent"))}"')

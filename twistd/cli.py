@@ -194,12 +194,21 @@ def _prepare(config: ServerOptions, application: IService) -> _Prepared:
     return {"ids": ids, "reactor": reactor}
 
 
-def _log_settings(config: ServerOptions) -> LogSettings:
+def _log_settings(config: ServerOptions, application: IService | None = None) -> LogSettings:
+    """Where to log: the command line's choice; without one, the application's ILogObserver, if it has one."""
     import logging
 
     from tapster.twistd.logsetup import LogSettings
 
+    observer = None
+    named = config.logfile_given or config["syslog"] or config["logger"]
+    get_component = getattr(application, "getComponent", None)
+    if not named and get_component is not None:
+        from tapster.core.log import ILogObserver
+
+        observer = get_component(ILogObserver, None)
     return LogSettings(
+        observer=observer,
         logfile=config["logfile"],
         level=logging.DEBUG if config["debug"] else logging.INFO,
         max_size=config["logfile-max-size"],
@@ -225,7 +234,7 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
     title = getattr(application, "processName", None) or application.name
     if not config["originalname"] and title is not None:  # a nameless root (a .tac's) keeps the name
         environment.set_process_title(title)
-    settings = _log_settings(config)
+    settings = _log_settings(config, application)
     if config["chroot"]:
         extra: tuple[str, ...] = (
             ("rich.console", "rich.logging") if settings.logfile == "-" and sys.stdout.isatty() else ()

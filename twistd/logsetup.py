@@ -7,12 +7,16 @@ logged it (``record.system`` when the caller set one through
 Destinations, one at a time (as Twisted's twistd):
 
 * stdout (foreground default): rich on a terminal, plain lines otherwise;
-* a file (:class:`tapster.twistd.logfile.LogFile`: size/daily rotation, bounded
+* a file (a :class:`tapster.core.logfile.LogFile` behind
+  :class:`tapster.twistd.logfile.LogFileHandler`: size/daily rotation, bounded
   number of kept files, reopened on SIGUSR1);
 * syslog (``--syslog``, ``--prefix`` the identifier);
 * ``--logger DOTTED.NAME``: a ``logging.Handler`` (class or instance), or a
   factory returning a handler or a Twisted-style observer (a callable
-  taking an event dict).
+  taking an event dict, such as ``textFileLogObserver(open(...))``);
+* the application's :class:`~tapster.core.log.ILogObserver` component (what a
+  .tac sets), when the command line named none of the above: ``--logfile``,
+  ``--syslog`` and ``--logger`` given on the command line win.
 
 ``--log-format json`` writes one JSON object per line (for containers and
 log shippers) wherever the lines go.
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
 from tapster.core.errors import TapsterError
+from tapster.core.log import ObserverHandler
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -53,6 +58,8 @@ class LogSettings:
     syslog: bool = False
     prefix: str = "twistd"
     logger: str | None = None
+    #: The application's ILogObserver component, used when nothing above names a destination.
+    observer: Callable[[dict[str, object]], object] | None = None
 
 
 class _SystemFilter(logging.Filter):
@@ -83,44 +90,6 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             event["exception"] = self.formatException(record.exc_info)
         return json.dumps(event, ensure_ascii=False, default=str)
-
-
-class ObserverHandler(logging.Handler):
-    """Feeds records to a Twisted-style log observer: ``observer(event_dict)``.
-
-    The event has the legacy keys (``message`` tuple, ``isError``, ``system``,
-    ``time``) and the new-style ones (``log_text``, ``log_level``,
-    ``log_namespace``, ``log_system``, ``log_time``, ``log_failure``).
-    """
-
-    def __init__(self, observer: Callable[[dict[str, object]], object]) -> None:
-        super().__init__()
-        self.observer = observer
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = record.getMessage()
-            system = getattr(record, "system", record.name)
-            event: dict[str, object] = {
-                "message": (text,),
-                "isError": int(record.levelno >= logging.ERROR),
-                "system": system,
-                "time": record.created,
-                "log_text": text,
-                "log_format": text.replace("{", "{{").replace("}", "}}"),
-                "log_level": record.levelname.lower(),
-                "log_namespace": record.name,
-                "log_system": system,
-                "log_time": record.created,
-            }
-            if record.exc_info and record.exc_info[1] is not None:
-                from tapster.core.failure import Failure
-
-                failure = Failure(record.exc_info[1])
-                event["log_failure"] = event["failure"] = failure
-            self.observer(event)
-        except Exception:  # noqa: BLE001 - a broken observer must not take the server down
-            self.handleError(record)
 
 
 def _named_any(name: str) -> object:
@@ -193,14 +162,16 @@ def setup_logging(stream: TextIO | None = None, level: int = logging.INFO, rich:
     if settings.logger:
         handler = custom_handler(settings.logger)
         return _install(handler, handler.formatter or plain, settings.level)
+    if settings.observer is not None:
+        return _install(ObserverHandler(settings.observer), plain, settings.level)
     if settings.syslog:
         return _install(_syslog_handler(settings.prefix), JsonFormatter() if json_lines else
                         logging.Formatter("[%(system)s] %(levelname)s: %(message)s"), settings.level)
     if settings.logfile and settings.logfile != "-":
-        from tapster.twistd.logfile import LogFile
+        from tapster.twistd.logfile import LogFileHandler
 
         try:
-            file_handler = LogFile(settings.logfile, max_size=settings.max_size, daily=settings.daily,
+            file_handler = LogFileHandler(settings.logfile, max_size=settings.max_size, daily=settings.daily,
                                    keep=settings.keep)
         except OSError as e:
             raise TapsterError(
@@ -249,7 +220,8 @@ def _install(handler: logging.Handler, formatter: logging.Formatter, level: int)
     handler.addFilter(_SystemFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if not getattr(old, "_tapster_added", False):  # observers code added (log.addObserver) stay
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     logging.captureWarnings(True)

@@ -180,6 +180,7 @@ class ServerOptions(usage.Options):
         super().__init__()
         self.plugin: str | None = None
         self.plugin_argv: list[str] = []
+        self.logfile_given = False
 
     def opt_help(self) -> NoReturn:
         """Display this help, with the list of installed plugins, and exit."""
@@ -240,6 +241,8 @@ class ServerOptions(usage.Options):
             self["pidfile"] = "twistd.pid" if daemon or control else ""
         if control and not self["pidfile"]:
             raise usage.UsageError("--stop and --status find the daemon through its pidfile: give --pidfile FILE")
+        # A .tac's ILogObserver component is used unless the command line names where to log.
+        self.logfile_given = self["logfile"] is not None
         if self["logfile"] is None:
             self["logfile"] = "twistd.log" if daemon else "-"
         custom = self["syslog"] or self["logger"]

@@ -14,7 +14,7 @@ import os
 from types import TracebackType
 
 from tapster.core.errors import TapsterError
-from tapster.twistd.safefiles import open_owned  # at import: a --chroot hides the library later
+from tapster.core.logfile import open_owned  # at import: a --chroot hides the library later
 
 __all__ = ["PidFile", "NullPidFile", "AlreadyRunning", "read_pid"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tapster.twistd.logfile import LogFile
+from tapster.twistd.logfile import LogFileHandler as LogFile
 
 
 def record(text: str) -> logging.LogRecord:

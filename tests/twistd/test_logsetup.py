@@ -16,7 +16,7 @@ import pytest
 from tapster.core import log
 from tapster.core.errors import TapsterError
 from tapster.twistd import logsetup
-from tapster.twistd.logfile import LogFile
+from tapster.twistd.logfile import LogFileHandler as LogFile
 from tapster.twistd.logsetup import JsonFormatter, LogSettings, ObserverHandler, reopen_logs, setup_logging
 
 
@@ -139,7 +139,8 @@ def test_logger_may_name_a_factory_of_a_twisted_style_observer(module: types.Mod
         log.err(None, "divided")
     first, second = events
     assert first["message"] == ("an event",) and first["system"] == "echo" and first["isError"] == 0
-    assert first["log_level"] == "info" and isinstance(first["time"], float)
+    assert first["log_level"] is log.LogLevel.info and first["log_level"].name == "info"
+    assert isinstance(first["time"], float)
     assert second["isError"] == 1 and second["log_failure"].check(ZeroDivisionError)
 
 

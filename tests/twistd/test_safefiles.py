@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tapster.core.errors import TapsterError
-from tapster.twistd.logfile import LogFile
+from tapster.twistd.logfile import LogFileHandler as LogFile
 from tapster.twistd.pidfile import PidFile
 from tests.e2e._e2e import assert_one_clean_line, run
 

@@ -455,8 +455,9 @@ class Logger:
     """Twisted-style logger: ``Logger().info("listening on {port}", port=8007)``.
 
     The namespace defaults to the module that creates the Logger, and names
-    the system on each line unless the ``source`` (an object; as a class
-    attribute the Logger logs as the instance) has a ``logPrefix()``. Lines go to the
+    the system on each of twistd's lines (unless ``system=`` is given), as
+    Twisted's text observer shows it; ``source`` is the object logging (as a
+    class attribute, the Logger logs as the instance: ``log_source``). Lines go to the
     ``logging`` logger ``tapster.<namespace>`` (so to twistd's log, and to
     every observer); with ``observer=``, to that observer alone.
     """
@@ -483,10 +484,7 @@ class Logger:
         if self.observer is not None:
             self._observe(level, fmt, kw, explicit, exc_info)
             return
-        system = explicit
-        if system is None:  # on twistd's lines: a source's logPrefix() (a protocol's class), else the namespace
-            src = self.source
-            system = src.logPrefix() if hasattr(src, "logPrefix") else self.namespace
+        system = self.namespace if explicit is None else explicit  # what twistd's line shows in [brackets]
         extra = {"system": system, "log_namespace": self.namespace, "log_format": fmt, "log_fields": kw,
                  "log_source": self.source}
         if explicit is not None:  # observers see log_system only when it was given, as in Twisted

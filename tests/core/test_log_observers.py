@@ -97,9 +97,9 @@ def test_logger_as_class_attribute_logs_as_the_instance(events: list[dict]) -> N
 
     p = Proto()
     p.log.error("oops {n}", n=1)
-    # The prefix is what twistd's own line shows (the legacy "system"); as in Twisted, log_system is
-    # not set by a Logger, so a text observer shows namespace#level.
-    assert events[0]["log_source"] is p and events[0]["system"] == "Proto,3,127.0.0.1"
+    # As in Twisted, a Logger sets no log_system (a text observer shows namespace#level), and the
+    # namespace is what twistd's own line shows (the legacy "system").
+    assert events[0]["log_source"] is p and events[0]["system"] == __name__
     assert "log_system" not in events[0] and events[0]["isError"] == 1
     out = io.StringIO()
     textFileLogObserver(out)(events[0])

@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # annotations only: typing and traceback cost ~6 ms on the --
     from tapster.twistd.logsetup import LogSettings
     from tapster.twistd.options import ServerOptions
     from tapster.twistd.privileges import Ids
+    from tapster.twistd.sdnotify import Notifier
 
     #: What _prepare found out before forking.
     class _Prepared(TypedDict):
@@ -120,6 +121,10 @@ def _run(config: ServerOptions) -> int:
             return control.status(path)
         return control.stop(path, timeout=config["shutdown-timeout"] + 5.0)
 
+    # Before the application loads: its code and its children must not see (or use) systemd's socket.
+    from tapster.twistd.sdnotify import from_environment
+
+    notifier = from_environment()
     rundir = environment.enter_rundir(config["rundir"], config["chroot"])
     if config["umask"] is not None:
         os.umask(config["umask"])
@@ -128,10 +133,10 @@ def _run(config: ServerOptions) -> int:
     application, source = _load(config)
     prepared = _prepare(config, application)
     if config["nodaemon"]:
-        return _serve(config, application, source, prepared, StatusPipe(None))
+        return _serve(config, application, source, prepared, StatusPipe(None), notifier)
     status = daemonize()
     try:
-        return _serve(config, application, source, prepared, status)
+        return _serve(config, application, source, prepared, status, notifier)
     except BaseException as e:  # report to the launcher, which prints it
         message = (str(e) if isinstance(e, TapsterError)
                    else f"{_what(config)}: unexpected error: {type(e).__name__}: {e}")
@@ -221,7 +226,8 @@ def _log_settings(config: ServerOptions, application: IService | None = None) ->
     )
 
 
-def _serve(config: ServerOptions, application: IService, source: str, prepared: _Prepared, status: StatusPipe) -> int:
+def _serve(config: ServerOptions, application: IService, source: str, prepared: _Prepared, status: StatusPipe,
+           notifier: Notifier | None = None) -> int:
     import functools
 
     from tapster.core import reactor as shared
@@ -262,6 +268,7 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
         euid=config["euid"],
         reopen_logs=functools.partial(reopen_logs, handler),
         post_mortem=post_mortem if debugger else None,
+        notifier=notifier,
     )
     run = runner.run
     if config["profile"]:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from tapster.core.reactor import AsyncioReactor
     from tapster.core.service import Application, IService
     from tapster.twistd.pidfile import NullPidFile, PidFile
+    from tapster.twistd.sdnotify import Notifier
 
 __all__ = ["Runner", "ExitStatus"]
 
@@ -63,6 +64,7 @@ class Runner:
         reopen_logs: Callable[[], object] | None = None,
         post_mortem: Callable[[TracebackType | None], None] | None = None,
         save_failure_is_error: bool = True,
+        notifier: Notifier | None = None,
     ) -> None:
         self.application = application
         #: A saved file's shutdown save must work (exit 1 if not); a .tac's is a convenience (a warning).
@@ -78,6 +80,9 @@ class Runner:
         self.reopen_logs = reopen_logs
         self.post_mortem = post_mortem
         self.status = ExitStatus.OK
+        #: systemd's notification socket (twistd.sdnotify), when running under a Type=notify unit.
+        self.notifier = notifier
+        self._last_status = ""
         from tapster.core.reactor import StopSignals
 
         extra: dict[int, Callable[[], None]] = (
@@ -122,6 +127,8 @@ class Runner:
             self.reactor.callWhenRunning(self._announce, "tapster_twistd_started")
             if self.on_started is not None:
                 self.reactor.callWhenRunning(self.on_started)
+            if self.notifier is not None:
+                self.reactor.callWhenRunning(self._notify_ready)
             self.reactor.shutdownTimeout = self.shutdown_timeout  # one budget for services and connections
             self.reactor.run(installSignalHandlers=False)
         if self.reactor.forcedDisconnects and self.status == ExitStatus.OK:
@@ -172,7 +179,55 @@ class Runner:
         except Exception:
             _log.exception("a %s hook failed", hook)
 
+    # -- systemd ---------------------------------------------------------------
+
+    #: Seconds between checks of what ``systemctl status`` shows (sent only when it changed).
+    STATUS_INTERVAL = 5.0
+
+    def describe_status(self) -> str:
+        """One line for ``systemctl status``: the application, where it listens, how many connections are open."""
+        ports = []
+        for port in self.reactor.getListeningPorts():
+            host = port.getHost()
+            where = getattr(host, "name", None)
+            where = str(where) if where is not None else f"{getattr(host, 'host', '?')}:{getattr(host, 'port', '?')}"
+            ports.append(f"{port.kind.lower()} {where}")
+        count = self.reactor.getConnectionCount()
+        listening = ", ".join(sorted(ports)) if ports else "no stream ports"
+        return f"serving {self.application.name!r} on {listening}; {count} connection{'s' * (count != 1)} open"
+
+    def _notify_ready(self) -> None:
+        notifier = self.notifier
+        assert notifier is not None
+        self._last_status = self.describe_status()
+        notifier.ready(self._last_status)
+        self.reactor.callLater(self.STATUS_INTERVAL, self._notify_status)
+        interval = notifier.watchdog_interval
+        if interval is not None:
+            _log.info("systemd watchdog: pinging every %gs", interval)
+            self._ping_watchdog(interval)
+
+    def _notify_status(self) -> None:
+        if self.notifier is None or not self.reactor.running:
+            return
+        text = self.describe_status()
+        if text != self._last_status:
+            self._last_status = text
+            self.notifier.status(text)
+        self.reactor.callLater(self.STATUS_INTERVAL, self._notify_status)
+
+    def _ping_watchdog(self, interval: float) -> None:
+        """From the reactor itself: a loop that stalls stops the pings, and systemd acts on it."""
+        if self.notifier is None:
+            return
+        self.notifier.watchdog()
+        self.reactor.callLater(interval, self._ping_watchdog, interval)
+
     async def _stop_services(self) -> None:
+        if self.notifier is not None:
+            count = self.reactor.getConnectionCount()
+            self.notifier.stopping(f"stopping {self.application.name!r}: draining {count} "
+                                   f"connection{'s' * (count != 1)}")
         self._announce("tapster_twistd_stopping")
         result = self.application.stopService()
         if result is None:

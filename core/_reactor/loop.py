@@ -129,6 +129,14 @@ class AsyncioReactor(_ports.PortsMixin):
         call._handle.cancel()
         call._handle = self._loop.call_at(call.time, call._fire)
 
+    def getListeningPorts(self) -> list[_ports.ListeningPort]:
+        """The stream ports listening now (tapster's addition: what twistd reports to systemd and metrics)."""
+        return list(self._listening)
+
+    def getConnectionCount(self) -> int:
+        """How many stream connections are open now, accepted and outgoing (tapster's addition)."""
+        return len(self._streams)
+
     def getDelayedCalls(self) -> list[DelayedCall]:
         """The calls scheduled with callLater that are still pending."""
         return [c for c in self._timers if c.active()]

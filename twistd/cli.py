@@ -23,7 +23,7 @@ from tapster.core.errors import TapsterError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing and traceback cost ~6 ms on the --help path
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import TypedDict
 
     from tapster.core.service import Application, IService
@@ -113,12 +113,14 @@ def _run(config: ServerOptions) -> int:
     from tapster.twistd import environment
     from tapster.twistd.daemon import StatusPipe, daemonize
 
-    if config["stop"] or config["status"]:
+    if config["stop"] or config["status"] or config["reload"]:
         from tapster.twistd import control
 
         path = environment.pidfile_path(config["pidfile"], config["rundir"], config["chroot"])
         if config["status"]:
             return control.status(path)
+        if config["reload"]:
+            return control.reload(path, timeout=60.0)
         return control.stop(path, timeout=config["shutdown-timeout"] + 5.0)
 
     # Before the application loads: its code and its children must not see (or use) systemd's socket.
@@ -269,6 +271,8 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
         reopen_logs=functools.partial(reopen_logs, handler),
         post_mortem=post_mortem if debugger else None,
         notifier=notifier,
+        reload=_reload_source(config, application),
+        reload_status=f"{config['pidfile']}.reload" if config["pidfile"] else None,
     )
     run = runner.run
     if config["profile"]:
@@ -284,6 +288,23 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
         return run()
     finally:
         stop_spew()
+
+
+def _reload_source(config: ServerOptions, application: IService) -> Callable[[], IService]:
+    """How SIGHUP loads the application again: the same file, format and passphrase (kept in memory), or plugin."""
+    from tapster.core import persist
+    from tapster.twistd import loading
+
+    if config.plugin:
+        plugin, argv = config.plugin, list(config.plugin_argv)
+        return lambda: loading.build_plugin(plugin, argv)
+    source = config.source
+    assert source is not None  # postOptions insists on a file or a plugin
+    path, kind = source
+    if kind == "python":
+        return lambda: loading.load_tac(path)
+    passphrase = getattr(application, persist.PASSPHRASE_ATTRIBUTE, None)
+    return lambda: persist.load(path, kind=kind, passphrase=passphrase)
 
 
 def _rehearse_save(application: IService) -> None:

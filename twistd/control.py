@@ -1,4 +1,4 @@
-"""``twistd --status`` and ``twistd --stop``: find a running twistd through its pidfile.
+"""``twistd --status``, ``--stop`` and ``--reload``: find a running twistd through its pidfile.
 
 What decides whether an instance runs is the pidfile's *lock*, exactly as
 at start (:mod:`tapster.twistd.pidfile`): a file left by a crash, or holding a pid
@@ -19,7 +19,7 @@ from typing import TextIO
 
 from tapster.twistd.pidfile import read_pid
 
-__all__ = ["Probe", "probe", "status", "stop", "NOT_RUNNING"]
+__all__ = ["Probe", "probe", "status", "stop", "reload", "NOT_RUNNING"]
 
 #: ``--status`` exit status when nothing runs (as LSB init scripts expect).
 NOT_RUNNING = 3
@@ -124,4 +124,62 @@ def stop(path: str, timeout: float, out: TextIO | None = None, err: TextIO | Non
         time.sleep(0.02)
     print(f"twistd: pid {p.pid} is still running {timeout:g}s after SIGTERM (its log says why; "
           f"kill -KILL {p.pid} forces it)", file=err)
+    return 1
+
+
+def _reload_state(path: str) -> tuple[int, str] | None:
+    """(sequence number, outcome) from the daemon's reload status file; None before it wrote one."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read(65536).strip()
+    except OSError:
+        return None
+    number, _, outcome = text.partition(" ")
+    return (int(number), outcome) if number.isdigit() else None
+
+
+def reload(path: str, timeout: float, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """SIGHUP the twistd holding ``path`` and wait for the outcome it writes to ``path.reload``.
+
+    0 when it reloaded; 1 when the reload failed (the daemon keeps serving its
+    old application: the line says why), when nothing runs, or when no outcome
+    came within ``timeout`` seconds.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    p = probe(path)
+    if not p.running or p.pid is None:
+        print(f"twistd: {_describe_stale(p) if not p.running else 'the pidfile holds no pid'}; nothing to reload",
+              file=err)
+        return 1
+    status_path = f"{path}.reload"
+    before = _reload_state(status_path)
+    if before is None:
+        print(f"twistd: pid {p.pid} ({p.path}) wrote no {status_path}: is it a twistd that reloads on SIGHUP?",
+              file=err)
+        return 1
+    try:
+        os.kill(p.pid, signal.SIGHUP)
+    except PermissionError:
+        print(f"twistd: cannot signal pid {p.pid} ({p.path}): permission denied (run as its user or root)",
+              file=err)
+        return 1
+    except ProcessLookupError:
+        print(f"twistd: not running (pid {p.pid} from {p.path} is gone); nothing to reload", file=err)
+        return 1
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = _reload_state(status_path)
+        if state is not None and state[0] > before[0]:
+            kind, _, text = state[1].partition(" ")
+            if kind == "ok":
+                print(f"twistd: {text}", file=out)
+                return 0
+            print(f"twistd: {text}", file=err)
+            return 1
+        if _gone(p.pid):
+            print(f"twistd: pid {p.pid} exited during the reload (its log says why)", file=err)
+            return 1
+        time.sleep(0.02)
+    print(f"twistd: pid {p.pid} did not report a reload within {timeout:g}s (its log says why)", file=err)
     return 1

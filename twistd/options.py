@@ -121,7 +121,9 @@ class ServerOptions(usage.Options):
         "application has started and its ports are bound (or failing with its error); in the "
         "foreground with -n. SIGTERM or Ctrl-C stops its services in reverse order and saves "
         "<appname>-shutdown.<ext> in the run directory (unless -o; never for a plugin run directly), "
-        "which twistd -f runs again. SIGUSR1 reopens the log file (for logrotate). "
+        "which twistd -f runs again. SIGUSR1 reopens the log file (for logrotate); SIGHUP (or "
+        "twistd --reload) reopens it and reloads the application from its file, keeping every "
+        "unchanged service running and the old application serving if the new one fails. "
         "twistd --stop and twistd --status find a daemon through its pidfile.\n\n"
         + EXIT_STATUSES
     )
@@ -139,6 +141,8 @@ class ServerOptions(usage.Options):
         ["spew", None, "Log every Python function call (very verbose; for debugging)."],
         ["stop", None, "Stop the daemon running with --pidfile (SIGTERM), waiting for it to exit."],
         ["status", None, "Say whether a daemon runs with --pidfile, and as which pid."],
+        ["reload", None, "Reload the daemon running with --pidfile (SIGHUP) and wait for the outcome: "
+                         "exit 0 when it reloaded, 1 with the reason when the old application keeps serving."],
     ]
     optParameters = [
         ["file", "f", None, "Read the application from FILE (format recognised by its content)."],
@@ -217,9 +221,11 @@ class ServerOptions(usage.Options):
             self.plugin, self.plugin_argv = args[0], list(args[1:])
 
     def postOptions(self) -> None:
-        if self["stop"] and self["status"]:
-            raise usage.UsageError("give --stop or --status, not both")
-        control = self["stop"] or self["status"]
+        controls = [name for name in ("stop", "status", "reload") if self[name]]
+        if len(controls) > 1:
+            raise usage.UsageError("give only one of --stop, --status and --reload, not "
+                                   + " and ".join(f"--{name}" for name in controls))
+        control = bool(controls)
         given = [name for name in SOURCES if self[name]]
         if len(given) > 1:
             raise usage.UsageError(
@@ -240,7 +246,8 @@ class ServerOptions(usage.Options):
         if self["pidfile"] is None:
             self["pidfile"] = "twistd.pid" if daemon or control else ""
         if control and not self["pidfile"]:
-            raise usage.UsageError("--stop and --status find the daemon through its pidfile: give --pidfile FILE")
+            raise usage.UsageError("--stop, --status and --reload find the daemon through its pidfile: "
+                                   "give --pidfile FILE")
         # A .tac's ILogObserver component is used unless the command line names where to log.
         self.logfile_given = self["logfile"] is not None
         if self["logfile"] is None:

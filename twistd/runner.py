@@ -14,7 +14,8 @@ part can be tested alone. The order is deliberate:
    what is left of the same timeout, aborting the rest → 'after shutdown':
    save ``<appname>-shutdown.<ext>``; a second SIGINT exits at once. A stop
    that had to abort anything exits with FORCED.
-   SIGUSR1 reopens the log file (``reopen_logs``).
+   SIGUSR1 reopens the log file (``reopen_logs``); SIGHUP reopens it and
+   reloads the application (:mod:`tapster.twistd.reload`).
 
 Signal handlers only record or schedule: the loop does the work.
 """
@@ -33,6 +34,7 @@ import tapster.core
 from tapster.core.errors import TapsterError
 from tapster.core.terminal import ExitStatus
 from tapster.twistd.privileges import Ids, resolve_ids, switch_ids
+from tapster.twistd.reload import Reloader, ReloadError  # at import: a --chroot hides the library later
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -65,6 +67,8 @@ class Runner:
         post_mortem: Callable[[TracebackType | None], None] | None = None,
         save_failure_is_error: bool = True,
         notifier: Notifier | None = None,
+        reload: Callable[[], IService] | None = None,
+        reload_status: str | None = None,
     ) -> None:
         self.application = application
         #: A saved file's shutdown save must work (exit 1 if not); a .tac's is a convenience (a warning).
@@ -88,6 +92,13 @@ class Runner:
         extra: dict[int, Callable[[], None]] = (
             {signal.SIGUSR1: self._on_reopen_signal} if reopen_logs is not None else {}
         )
+        #: How to load the application again (SIGHUP), and where to tell ``twistd --reload`` how it went.
+        self.reload = reload
+        self.reload_status = reload_status
+        self._reloader: Reloader | None = None
+        self._reloads = 0
+        if reload is not None:
+            extra[signal.SIGHUP] = self._on_reload_signal
         self.signals = StopSignals(self._on_stop, self._on_force, extra)
 
     def run(self) -> int:
@@ -102,6 +113,11 @@ class Runner:
             return self._run(self.application)
         finally:
             self.signals.detach()
+            if self.reload_status:
+                try:
+                    os.unlink(self.reload_status)
+                except OSError:
+                    pass
 
     def _run(self, app: IService) -> int:
         with self.pidfile:
@@ -111,6 +127,7 @@ class Runner:
                 self.reactor.name, os.getpid(),
             )
             self.reactor.loop.set_exception_handler(self._loop_exception)
+            self._prepare_reload(app)  # the file as loaded, before anything runs: what a reload compares with
             try:
                 app.privilegedStartService()
                 ids = self.ids if self.ids is not None else resolve_ids(getattr(app, "uid", None),
@@ -160,6 +177,66 @@ class Runner:
             _log.info("received SIGUSR1: not logging to a file, nothing to reopen")
         else:
             _log.info("received SIGUSR1, reopened the log file")
+
+    def _prepare_reload(self, app: IService) -> None:
+        if self.reload is None:
+            return
+        from tapster.core.service import MultiService
+
+        if isinstance(app, MultiService):
+            self._reloader = Reloader(app, self.reload, self.source or app.name or "the application")
+        self._write_reload_status("ready")
+
+    def _on_reload_signal(self) -> None:
+        """SIGHUP: reopen the logs, then reload the application (twistd.reload); it never stops the server."""
+        _log.info("received SIGHUP, reloading %s", self.source or "the application")
+        if self.reopen_logs is not None:
+            try:
+                self.reopen_logs()
+            except Exception:  # noqa: BLE001 - a failed reopen must not stop the reload
+                _log.exception("could not reopen the log file")
+        if self.notifier is not None:
+            self.notifier.reloading()
+        self._reloads += 1
+        try:
+            if self._reloader is None:
+                raise ReloadError(f"cannot reload {self.source}: its application is a "
+                                  f"{type(self.application).__name__}, not a collection of services")
+            result = self._reloader.reload()
+        except ReloadError as e:
+            _log.error("%s", e)
+            self._write_reload_status(f"error {e}")
+        except Exception as e:  # a bug: say so, keep serving
+            _log.exception("reload failed unexpectedly; still serving the running application")
+            self._write_reload_status(f"error reload failed unexpectedly: {type(e).__name__}: {e}")
+        else:
+            for note in result.notes:
+                _log.warning("reload: %s", note)
+            _log.info("reloaded %s: %s", self.source, result.summary())
+            self._write_reload_status(f"ok reloaded {self.source}: {result.summary()}")
+        if self.notifier is not None:
+            self._last_status = self.describe_status()
+            self.notifier.ready(self._last_status)
+
+    def _write_reload_status(self, text: str) -> None:
+        """``<seq> <text>`` in the reload status file, atomically: what ``twistd --reload`` waits for."""
+        path = self.reload_status
+        if not path:
+            return
+        import tempfile
+
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            fd, temp = tempfile.mkstemp(dir=directory, prefix=".reload-")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(f"{self._reloads} {text}\n")
+                os.replace(temp, path)
+            except BaseException:
+                os.unlink(temp)
+                raise
+        except OSError as e:
+            _log.warning("could not write the reload status %s: %s", path, e.strerror)
 
     def _on_stop(self, name: str) -> None:
         self.reactor.stop()

@@ -69,7 +69,8 @@ def test_file_options_force_a_format(flag: str, kind: str | None) -> None:
 @pytest.mark.parametrize("argv, needle", [
     (["-f", "a.tap", "-y", "b.tac"], "--file and --python"),
     (["-f", "a.tap", "qotd"], "not both"),
-    (["--stop", "--status"], "--stop or --status"),
+    (["--stop", "--status"], "only one of --stop, --status and --reload, not --stop and --status"),
+    (["--reload", "--stop"], "not --stop and --reload"),
     (["--stop", "--pidfile", ""], "--pidfile"),
     (["-n", "-f", "a.tap", "--logfile-max-size", "1M"], "needs a log file"),
     (["-n", "-f", "a.tap", "--syslog", "--logfile-rotate", "daily"], "needs a log file"),

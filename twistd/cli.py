@@ -273,6 +273,8 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
         notifier=notifier,
         reload=_reload_source(config, application),
         reload_status=f"{config['pidfile']}.reload" if config["pidfile"] else None,
+        health=config["health"],
+        drain_time=config["drain-time"],
     )
     run = runner.run
     if config["profile"]:

@@ -79,6 +79,28 @@ def _timeout(value: str) -> float:
 _timeout.coerceDoc = "Seconds (a positive number)."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if not 0 <= seconds <= 3600:
+        raise ValueError("must be between 0 and 3600 seconds")
+    return seconds
+
+
+_seconds.coerceDoc = "Seconds, from 0 to 3600."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
+
+
+def _endpoint(value: str) -> str:
+    from tapster.core.endpoints import parse
+
+    if value.strip().lower().startswith("ssl:"):
+        raise ValueError("the health endpoint is plain HTTP: use tcp, tcp6 or unix")
+    parse(value)  # EndpointError (a ValueError) names what is wrong
+    return value
+
+
+_endpoint.coerceDoc = "A server endpoint: tcp:PORT[:interface=ADDR] or unix:PATH."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
+
+
 def _keep(value: str) -> int:
     count = int(value)
     if count < 1:
@@ -178,6 +200,10 @@ class ServerOptions(usage.Options):
         ["profile", "p", None, "Run under the profiler and write its report to FILE at exit."],
         ["profiler", None, "cprofile", "The profiler for --profile.", _choice("cprofile", "profile")],
         ["shutdown-timeout", None, 10.0, "Seconds to wait for services to stop before forcing.", _timeout],
+        ["health", None, None, "Serve /healthz, /readyz and /metrics (Prometheus) on ENDPOINT "
+                               "(tcp:9100:interface=127.0.0.1, unix:/run/app.health).", _endpoint],
+        ["drain-time", None, 0.0, "On SIGTERM, fail /readyz and keep accepting for this many seconds "
+                                  "before the graceful stop (for load balancers and Kubernetes).", _seconds],
     ]
 
     def __init__(self) -> None:

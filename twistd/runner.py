@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 import tapster.core
 from tapster.core.errors import TapsterError
 from tapster.core.terminal import ExitStatus
+from tapster.twistd.health import HealthFactory, HealthState
 from tapster.twistd.privileges import Ids, resolve_ids, switch_ids
 from tapster.twistd.reload import Reloader, ReloadError  # at import: a --chroot hides the library later
 
@@ -69,6 +70,8 @@ class Runner:
         notifier: Notifier | None = None,
         reload: Callable[[], IService] | None = None,
         reload_status: str | None = None,
+        health: str | None = None,
+        drain_time: float = 0.0,
     ) -> None:
         self.application = application
         #: A saved file's shutdown save must work (exit 1 if not); a .tac's is a convenience (a warning).
@@ -96,6 +99,11 @@ class Runner:
         self.reload = reload
         self.reload_status = reload_status
         self._reloader: Reloader | None = None
+        #: ``--health ENDPOINT``: twistd's own probe server (twistd.health), and ``--drain-time`` seconds.
+        self.health = health
+        self.drain_time = drain_time
+        self.health_state = HealthState(reactor, application.name or "application")
+        self._stop_requested = False
         self._reloads = 0
         if reload is not None:
             extra[signal.SIGHUP] = self._on_reload_signal
@@ -128,14 +136,24 @@ class Runner:
             )
             self.reactor.loop.set_exception_handler(self._loop_exception)
             self._prepare_reload(app)  # the file as loaded, before anything runs: what a reload compares with
+            probes = None
             try:
                 app.privilegedStartService()
+                if self.health:  # bound with the application's ports, before privileges are dropped
+                    from tapster.core.endpoints import service as endpoint_service
+
+                    probes = endpoint_service(self.health, HealthFactory(self.health_state))
+                    probes.privilegedStartService()
                 ids = self.ids if self.ids is not None else resolve_ids(getattr(app, "uid", None),
                                                                          getattr(app, "gid", None))
                 switch_ids(ids, self.euid)
                 app.startService()
+                if probes is not None:
+                    probes.startService()
             except BaseException:
                 self._stop_after_failed_start()
+                if probes is not None:
+                    probes.stopService()
                 raise
             self.reactor.addSystemEventTrigger("before", "shutdown", self._stop_services)
             self.reactor.addSystemEventTrigger("after", "shutdown", self._save_on_shutdown)
@@ -144,6 +162,7 @@ class Runner:
             self.reactor.callWhenRunning(self._announce, "tapster_twistd_started")
             if self.on_started is not None:
                 self.reactor.callWhenRunning(self.on_started)
+            self.reactor.callWhenRunning(self._now_ready)
             if self.notifier is not None:
                 self.reactor.callWhenRunning(self._notify_ready)
             self.reactor.shutdownTimeout = self.shutdown_timeout  # one budget for services and connections
@@ -205,14 +224,17 @@ class Runner:
             result = self._reloader.reload()
         except ReloadError as e:
             _log.error("%s", e)
+            self.health_state.reloads["error"] += 1
             self._write_reload_status(f"error {e}")
         except Exception as e:  # a bug: say so, keep serving
             _log.exception("reload failed unexpectedly; still serving the running application")
+            self.health_state.reloads["error"] += 1
             self._write_reload_status(f"error reload failed unexpectedly: {type(e).__name__}: {e}")
         else:
             for note in result.notes:
                 _log.warning("reload: %s", note)
             _log.info("reloaded %s: %s", self.source, result.summary())
+            self.health_state.reloads["ok"] += 1
             self._write_reload_status(f"ok reloaded {self.source}: {result.summary()}")
         if self.notifier is not None:
             self._last_status = self.describe_status()
@@ -238,7 +260,25 @@ class Runner:
         except OSError as e:
             _log.warning("could not write the reload status %s: %s", path, e.strerror)
 
+    def _now_ready(self) -> None:
+        if self._stop_requested:
+            return
+        self.health_state.phase = "ready"
+        self.health_state.start_lag_ticks()
+
     def _on_stop(self, name: str) -> None:
+        """The first SIGTERM/SIGINT: /readyz fails at once; after ``--drain-time`` the graceful stop begins."""
+        if self._stop_requested:
+            return
+        self._stop_requested = True
+        self.health_state.phase = "stopping"
+        if self.drain_time > 0:
+            _log.info("draining for %gs (--drain-time): /readyz answers 503, the ports still accept",
+                      self.drain_time)
+            if self.notifier is not None:
+                self.notifier.stopping(f"stopping {self.application.name!r} in {self.drain_time:g}s (--drain-time)")
+            self.reactor.callLater(self.drain_time, self.reactor.stop)
+            return
         self.reactor.stop()
 
     def _on_force(self, name: str) -> None:

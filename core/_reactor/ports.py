@@ -152,6 +152,7 @@ class _Acceptor:
             transport.abort()
             return
         transport.set_protocol(protocol)
+        port.accepted += 1
         stream = _Stream(port.reactor, port)
         try:
             ours = attach(protocol, transport, port.kind, None, stream.lost)
@@ -199,6 +200,12 @@ class ListeningPort:
         self._server: asyncio.Server | None = None
         self._pending: asyncio.Future[asyncio.Server] | None = None
         self._host = from_sockaddr(sock.getsockname(), "TCP" if kind == "SSL" else kind)
+        #: Connections accepted and handed to a protocol since the port was made (twistd's metrics).
+        self.accepted = 0
+
+    def connectionCount(self) -> int:
+        """How many connections this port accepted are open now (tapster's addition, for metrics)."""
+        return sum(1 for s in self.reactor._streams if s.origin is self)
 
     def startListening(self) -> None:
         """Hand the bound socket to the loop and start the factory."""

@@ -55,7 +55,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
             return False
         return (max(0, size - suffix), size - 1) if size else False
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
+    last = int(last_text) if last_text else max(first, size - 1)
     if last < first:
         return None
     if first >= size:

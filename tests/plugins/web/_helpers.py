@@ -16,10 +16,10 @@ class ThreadClock(Clock):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: queue.Queue = queue.Queue()
+        self.fromThread: queue.Queue = queue.Queue()
 
     def callFromThread(self, f, *args, **kw) -> None:
-        self.calls.put((f, args, kw))
+        self.fromThread.put((f, args, kw))
 
     def drain(self, until, timeout: float = 5.0) -> None:
         import time
@@ -30,7 +30,7 @@ class ThreadClock(Clock):
             if remaining <= 0:
                 raise AssertionError("timed out waiting for the worker thread")
             try:
-                f, args, kw = self.calls.get(timeout=remaining)
+                f, args, kw = self.fromThread.get(timeout=remaining)
             except queue.Empty:
                 continue
             f(*args, **kw)

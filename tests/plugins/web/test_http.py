@@ -124,7 +124,8 @@ def test_ambiguous_or_malformed_requests_refused_and_closed(request_bytes, statu
 
 def test_refusal_comes_after_the_pipelined_requests_before_it():
     c, _ = conn()
-    c.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+    c.send(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
     assert [x.status for x in c.responses()] == [200, 400]
 
 

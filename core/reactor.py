@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "install", "installed", "uninstall", "setAside", "restore", "getReactor", "availableReactors",
-    "defaultReactorName", "StopSignals",
+    "defaultReactorName", "StopSignals", "prebindListeningPorts",
 ]
 
 _reactor: AsyncioReactor | None = None
@@ -141,6 +141,44 @@ def restore(saved: AsyncioReactor | None) -> None:
     """Put back a reactor :func:`setAside` returned; tests only."""
     global _reactor
     _reactor = saved
+
+
+def prebindListeningPorts(application: object) -> list[str]:
+    """Bind every stream server's address in ``application`` now, before any reactor exists, to share it.
+
+    tapster's addition, for ``twistd --workers``: the supervising process binds
+    (as root, for ports below 1024) and forks; in each worker, the server's
+    ``listenTCP``/``listenSSL``/``listenUNIX`` then adopts a duplicate of the
+    inherited socket instead of binding, so all workers accept on the same
+    socket. Returns the descriptions bound. A datagram server cannot be shared
+    this way: TapsterError names it.
+    """
+    import socket
+
+    from tapster.core import endpoints, internet
+    from tapster.core._reactor import ports
+
+    bound: list[str] = []
+
+    def walk(service: object) -> None:
+        if isinstance(service, (internet.UDPServer, internet.UNIXDatagramServer, internet.MulticastServer)):
+            raise TapsterError(f"{service!r} is a datagram server: workers cannot share it "
+                               "(run it without --workers, or in an application of its own)")
+        if isinstance(service, (internet.TCPServer, internet.SSLServer, internet.UNIXServer)):
+            description = endpoints.describe(service)
+            kind, args, kw = endpoints.parse(description)
+            if kind == "unix":
+                sock = ports.bind_unix(socket.SOCK_STREAM, args[0], kw["backlog"], kw["mode"])
+                ports.provide_socket(ports.unix_key(args[0]), sock)
+            else:
+                sock = ports.bind_inet(socket.SOCK_STREAM, kw["interface"], args[0], kw["backlog"])
+                ports.provide_socket(ports.inet_key(kw["interface"], args[0]), sock)
+            bound.append(description)
+        for child in getattr(service, "services", ()):
+            walk(child)
+
+    walk(application)
+    return bound
 
 
 def __getattr__(name: str) -> object:

@@ -23,6 +23,7 @@ from tapster.core.errors import TapsterError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing and traceback cost ~6 ms on the --help path
+    import logging
     from collections.abc import Callable, Sequence
     from typing import TypedDict
 
@@ -254,6 +255,8 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
             _rehearse_save(application)
         environment.enter_chroot(config["chroot"], config["rundir"])
     handler = setup_logging(settings=settings)
+    if config["workers"] > 1:
+        return _serve_workers(config, application, source, prepared, status, notifier, handler)
     reactor = shared.install(prepared["reactor"])
     pidfile = PidFile(config["pidfile"]) if config["pidfile"] else NullPidFile()
     debugger = post_mortem_available(config["nodaemon"], config["debug"])
@@ -290,6 +293,86 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
         return run()
     finally:
         stop_spew()
+
+
+def _serve_workers(config: ServerOptions, application: IService, source: str, prepared: _Prepared,
+                   status: StatusPipe, notifier: Notifier | None, handler: logging.Handler) -> int:
+    """``--workers N``: bind once here, fork N workers that adopt the sockets, supervise (twistd.workers)."""
+    import functools
+    import logging
+    import os
+
+    from tapster.core import reactor as shared
+    from tapster.twistd import environment
+    from tapster.twistd.logsetup import reopen_logs
+    from tapster.twistd.pidfile import NullPidFile, PidFile
+    from tapster.twistd.runner import Runner, save_shutdown, write_reload_status
+    from tapster.twistd.workers import Supervisor, check_workers_make_sense, worker_log_filter
+
+    check_workers_make_sense(application)
+    count = config["workers"]
+    load_again = _reload_source(config, application)
+    title = getattr(application, "processName", None) or application.name
+
+    def serve(number: int, report: Callable[[], None]) -> int:
+        status.forget()  # the supervisor tells the launcher; this copy would keep it waiting
+        handler.addFilter(worker_log_filter(number))
+        if not config["originalname"] and title is not None:
+            environment.set_process_title(f"{title} worker {number}")
+        runner = Runner(
+            application, shared.install(prepared["reactor"]), NullPidFile(), save=False,
+            shutdown_timeout=config["shutdown-timeout"], source=source, on_started=report, ids=prepared["ids"],
+            euid=config["euid"], reopen_logs=functools.partial(reopen_logs, handler), reload=load_again,
+            drain_time=config["drain-time"], on_reloaded=report,
+        )
+        return runner.run()
+
+    kept = [application]
+    status_file = f"{config['pidfile']}.reload" if config["pidfile"] else None
+    reloads = [0]
+
+    def reload_copy() -> None:
+        """The supervisor's copy (what the shutdown file saves) is loaded first: a file that fails stops here."""
+        from tapster.twistd.reload import ReloadError
+
+        reloads[0] += 1
+        try:
+            kept[0] = load_again()
+        except Exception as e:
+            reason = str(e) if isinstance(e, TapsterError) else f"{type(e).__name__}: {e}"
+            error = ReloadError(f"reloading {source} failed: {reason}; the workers keep serving the running "
+                                "application")
+            if status_file:
+                write_reload_status(status_file, reloads[0], f"error {error}")
+            raise error from e
+        if status_file:
+            write_reload_status(status_file, reloads[0], f"ok reloaded {source}: {count} workers reload one at "
+                                "a time (each logs what it kept and replaced)")
+
+    def started() -> None:
+        if status_file:
+            write_reload_status(status_file, 0, "ready")
+        status.started()
+        if notifier is not None:
+            notifier.ready(f"serving {application.name!r} with {count} workers")
+
+    def save() -> int:
+        if config["no_save"]:
+            return 0
+        return save_shutdown(kept[0], not config["python"])
+
+    pidfile = PidFile(config["pidfile"]) if config["pidfile"] else NullPidFile()
+    with pidfile:
+        bound = shared.prebindListeningPorts(application)
+        logging.getLogger("tapster.twistd").info(
+            "%s: %d workers sharing %s", application.name, count, ", ".join(bound) or "no stream ports")
+        supervisor = Supervisor(count, serve, config["shutdown-timeout"], on_started=started, save=save,
+                                reload=reload_copy)
+        try:
+            return supervisor.run()
+        finally:
+            if status_file and os.path.exists(status_file):
+                os.unlink(status_file)
 
 
 def _reload_source(config: ServerOptions, application: IService) -> Callable[[], IService]:

@@ -37,6 +37,12 @@ class StatusPipe:
     def failed(self, message: str) -> None:
         self._send(("ERR " + message).encode("utf-8", "replace"))
 
+    def forget(self) -> None:
+        """Close this copy without a word: a forked worker's (the launcher waits for every copy to close)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
     def _send(self, data: bytes) -> None:
         fd, self._fd = self._fd, None
         if fd is None:

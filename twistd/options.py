@@ -101,6 +101,16 @@ def _endpoint(value: str) -> str:
 _endpoint.coerceDoc = "A server endpoint: tcp:PORT[:interface=ADDR] or unix:PATH."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
+def _workers(value: str) -> int:
+    count = int(value)
+    if not 1 <= count <= 256:
+        raise ValueError("must be between 1 and 256")
+    return count
+
+
+_workers.coerceDoc = "A number of processes, 1 to 256."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
+
+
 def _keep(value: str) -> int:
     count = int(value)
     if count < 1:
@@ -202,6 +212,8 @@ class ServerOptions(usage.Options):
         ["shutdown-timeout", None, 10.0, "Seconds to wait for services to stop before forcing.", _timeout],
         ["health", None, None, "Serve /healthz, /readyz and /metrics (Prometheus) on ENDPOINT "
                                "(tcp:9100:interface=127.0.0.1, unix:/run/app.health).", _endpoint],
+        ["workers", None, 1, "Run N worker processes serving the same sockets (stateless servers only; "
+                             "the console and datagram servers are refused).", _workers],
         ["drain-time", None, 0.0, "On SIGTERM, fail /readyz and keep accepting for this many seconds "
                                   "before the graceful stop (for load balancers and Kubernetes).", _seconds],
     ]
@@ -286,6 +298,15 @@ class ServerOptions(usage.Options):
         rotating = self["logfile-max-size"] is not None or self["logfile-rotate"] != "never"
         if rotating and (self["logfile"] == "-" or custom):
             raise usage.UsageError("log rotation needs a log file: give --logfile FILE")
+        if self["workers"] > 1:
+            if rotating:
+                raise usage.UsageError("with --workers, several processes share the log file: rotate it with "
+                                       "logrotate and SIGUSR1, not --logfile-max-size or --logfile-rotate")
+            if self["health"]:
+                raise usage.UsageError("--health is not available with --workers yet: probe each port instead")
+            for name in ("profile", "spew"):
+                if self[name]:
+                    raise usage.UsageError(f"--{name} profiles one process: run it without --workers")
         if self["savestats"] and not self["profile"]:
             raise usage.UsageError("--savestats saves --profile's statistics: give --profile FILE too")
         if self["passphrase-file"] and self["python"]:

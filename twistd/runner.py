@@ -45,9 +45,46 @@ if TYPE_CHECKING:
     from tapster.twistd.pidfile import NullPidFile, PidFile
     from tapster.twistd.sdnotify import Notifier
 
-__all__ = ["Runner", "ExitStatus"]
+__all__ = ["Runner", "ExitStatus", "save_shutdown", "write_reload_status"]
 
 _log = logging.getLogger("tapster.twistd")
+
+
+def save_shutdown(application: IService, failure_is_error: bool = True) -> int:
+    """Write ``<appname>-shutdown.<ext>``; ERROR when that fails and ``failure_is_error`` (else a warning)."""
+    save = getattr(application, "save", None)  # only an Application is saved (a plugin run directly is not)
+    if save is None:
+        _log.warning("not saving on shutdown: the application is a %s, which has no save()",
+                     type(application).__name__)
+        return ExitStatus.OK
+    try:
+        path = cast("Application", application).save("shutdown")
+    except TapsterError as e:
+        if failure_is_error:
+            _log.error("could not save the shutdown file: %s", e)
+            return ExitStatus.ERROR
+        _log.warning("could not save the shutdown file: %s (twistd -o turns the save off)", e)
+        return ExitStatus.OK
+    _log.info("saved %s", path)
+    return ExitStatus.OK
+
+
+def write_reload_status(path: str, number: int, text: str) -> None:
+    """``<number> <text>`` in the reload status file, atomically: what ``twistd --reload`` waits for."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=".reload-")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{number} {text}\n")
+            os.replace(temp, path)
+        except BaseException:
+            os.unlink(temp)
+            raise
+    except OSError as e:
+        _log.warning("could not write the reload status %s: %s", path, e.strerror)
 
 
 class Runner:
@@ -72,6 +109,7 @@ class Runner:
         reload_status: str | None = None,
         health: str | None = None,
         drain_time: float = 0.0,
+        on_reloaded: Callable[[], object] | None = None,
     ) -> None:
         self.application = application
         #: A saved file's shutdown save must work (exit 1 if not); a .tac's is a convenience (a warning).
@@ -102,6 +140,8 @@ class Runner:
         #: ``--health ENDPOINT``: twistd's own probe server (twistd.health), and ``--drain-time`` seconds.
         self.health = health
         self.drain_time = drain_time
+        #: Called after every reload, whatever its outcome (a worker tells its supervisor it is done).
+        self.on_reloaded = on_reloaded
         self.health_state = HealthState(reactor, application.name or "application")
         self._stop_requested = False
         self._reloads = 0
@@ -239,26 +279,12 @@ class Runner:
         if self.notifier is not None:
             self._last_status = self.describe_status()
             self.notifier.ready(self._last_status)
+        if self.on_reloaded is not None:
+            self.on_reloaded()
 
     def _write_reload_status(self, text: str) -> None:
-        """``<seq> <text>`` in the reload status file, atomically: what ``twistd --reload`` waits for."""
-        path = self.reload_status
-        if not path:
-            return
-        import tempfile
-
-        directory = os.path.dirname(os.path.abspath(path))
-        try:
-            fd, temp = tempfile.mkstemp(dir=directory, prefix=".reload-")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(f"{self._reloads} {text}\n")
-                os.replace(temp, path)
-            except BaseException:
-                os.unlink(temp)
-                raise
-        except OSError as e:
-            _log.warning("could not write the reload status %s: %s", path, e.strerror)
+        if self.reload_status:
+            write_reload_status(self.reload_status, self._reloads, text)
 
     def _now_ready(self) -> None:
         if self._stop_requested:
@@ -361,23 +387,8 @@ class Runner:
     def _save_on_shutdown(self) -> None:
         if not self.save:
             return
-        # Only an Application is saved (a plugin run directly implies --no_save).
-        application = cast("Application", self.application)
-        save = getattr(application, "save", None)
-        if save is None:
-            _log.warning("not saving on shutdown: the application is a %s, which has no save()",
-                         type(application).__name__)
-            return
-        try:
-            path = save("shutdown")
-        except TapsterError as e:
-            if self.save_failure_is_error:
-                _log.error("could not save the shutdown file: %s", e)
-                self.status = ExitStatus.ERROR
-            else:
-                _log.warning("could not save the shutdown file: %s (twistd -o turns the save off)", e)
-            return
-        _log.info("saved %s", path)
+        if save_shutdown(self.application, self.save_failure_is_error) != ExitStatus.OK:
+            self.status = ExitStatus.ERROR
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:  # asyncio's shape
         exc = context.get("exception")

@@ -76,6 +76,40 @@ def _inet_family(interface: str) -> int:
             return socket.AF_INET
 
 
+#: Listening sockets bound before this process's reactor existed, by the process that forked it (a
+#: supervising twistd with --workers): the next listen on the same address adopts a duplicate instead
+#: of binding. Keyed by what listenTCP/listenSSL/listenUNIX are given, so the same service finds it.
+_provided: dict[tuple[object, ...], socket.socket] = {}
+
+
+def inet_key(interface: str, port: int) -> tuple[object, ...]:
+    return ("inet", interface, port)
+
+
+def unix_key(path: str) -> tuple[object, ...]:
+    return ("unix", os.path.abspath(path))
+
+
+def provide_socket(key: tuple[object, ...], sock: socket.socket) -> None:
+    """Register ``sock`` (bound and listening) to be adopted by the next listen on ``key``."""
+    _provided[key] = sock
+
+
+def provided_sockets() -> dict[tuple[object, ...], socket.socket]:
+    return dict(_provided)
+
+
+def _adopt(key: tuple[object, ...], backlog: int) -> socket.socket | None:
+    """A duplicate of the provided socket for ``key`` (closing it leaves the original open), or None."""
+    sock = _provided.get(key)
+    if sock is None:
+        return None
+    dup = sock.dup()
+    dup.listen(backlog)
+    dup.setblocking(False)
+    return dup
+
+
 def bind_inet(kind: int, interface: str, port: int, backlog: int | None, reuse: bool = True) -> socket.socket:
     family = _inet_family(interface)
     sock = socket.socket(family, kind)
@@ -908,7 +942,7 @@ class PortsMixin:
 
     def listenTCP(self, port: int, factory: IProtocolFactory, backlog: int = 50, interface: str = "") -> ListeningPort:
         """Listen on TCP ``interface:port`` (all IPv4 interfaces by default); bound before returning."""
-        sock = bind_inet(socket.SOCK_STREAM, interface, port, backlog)
+        sock = _adopt(inet_key(interface, port), backlog) or bind_inet(socket.SOCK_STREAM, interface, port, backlog)
         p = ListeningPort(self, "TCP", sock, factory)
         p.startListening()
         return p
@@ -917,7 +951,7 @@ class PortsMixin:
                   backlog: int = 50, interface: str = "") -> ListeningPort:
         """Like listenTCP, with TLS from ``contextFactory`` (an ``ssl.SSLContext`` or ``.getContext()``)."""
         ctx = _ssl_context(contextFactory)
-        sock = bind_inet(socket.SOCK_STREAM, interface, port, backlog)
+        sock = _adopt(inet_key(interface, port), backlog) or bind_inet(socket.SOCK_STREAM, interface, port, backlog)
         p = ListeningPort(self, "SSL", sock, factory, ssl=ctx)
         p.startListening()
         return p
@@ -925,6 +959,11 @@ class PortsMixin:
     def listenUNIX(self, address: str, factory: IProtocolFactory, backlog: int = 50, mode: int = 0o666,
                    wantPID: bool = False) -> ListeningPort:
         """Listen on a UNIX socket path; a stale socket file from a crash is replaced."""
+        adopted = _adopt(unix_key(address), backlog)
+        if adopted is not None:  # its path belongs to the process that bound it: never unlinked here
+            p = ListeningPort(self, "UNIX", adopted, factory)
+            p.startListening()
+            return p
         lock = None
         if wantPID:
             lock = _pid_lock(address)

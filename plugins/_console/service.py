@@ -46,6 +46,9 @@ def _publish(application: Any) -> None:
 class _ConsoleService(MultiService):
     """A service carrying a :class:`Console`: start it with the root, stop it with its sessions."""
 
+    #: A live shell into one process: twistd --workers refuses it (each worker would be another world).
+    singleProcess = True
+
     console: Console
 
     @property

@@ -445,6 +445,8 @@ class TelnetShellFactory(ServerFactory):
     __module__ = "tapster.plugins.console"  # the public path saved files record
 
     protocol = TelnetShellProtocol
+    #: A live shell into one process: twistd --workers refuses it (each worker would be another world).
+    singleProcess = True
 
     def __init__(self, console: Console) -> None:
         self.console = console

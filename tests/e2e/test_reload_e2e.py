@@ -8,6 +8,8 @@ import socket
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.e2e._e2e import free_port, nc, run, wait_for
 from tests.e2e._twistd_helpers import alive, daemons, tac  # noqa: F401  (daemons is a fixture)
 
@@ -149,3 +151,32 @@ def test_a_broken_file_or_a_taken_port_keeps_the_old_application(tmp_path: Path,
 def test_reload_without_a_daemon_is_one_clear_line(tmp_path: Path) -> None:
     result = run("twistd", "--reload", "--pidfile", "none.pid", cwd=tmp_path)
     assert result.returncode == 1 and "nothing to reload" in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("format_args, name", [
+    (["--type", "yaml"], "qotd.yaml"),
+    (["-e", "--passphrase-file", "pw", "--type", "xml"], "qotd.etax"),
+    ([], "qotd.tap"),
+])
+def test_every_format_reloads_from_its_file(tmp_path: Path, daemons: list[int], format_args: list[str],
+                                            name: str) -> None:
+    """The file is rewritten by mktap, as an administrator would; an encrypted one's passphrase is remembered."""
+    (tmp_path / "pw").write_text("correct horse battery\n")
+    port = free_port()
+    endpoint = f"tcp:{port}:interface=127.0.0.1"
+    assert run("mktap", *format_args, "qotd", "-p", endpoint, "-s", "before", cwd=tmp_path).returncode == 0
+    extra = ["--passphrase-file", "pw"] if "-e" in format_args else []
+    launched = run("twistd", "-o", "-f", name, *extra, "--pidfile", "q.pid", "-l", "q.log", cwd=tmp_path)
+    assert launched.returncode == 0, launched.stderr
+    pid = int((tmp_path / "q.pid").read_text())
+    daemons.append(pid)
+    assert nc(port) == b"before\r\n"
+    (tmp_path / "pw").unlink()  # the daemon must not need it again: the passphrase is kept in memory
+    (tmp_path / "pw2").write_text("correct horse battery\n")
+    again_args = [a if a != "pw" else "pw2" for a in format_args]
+    assert run("mktap", *again_args, "qotd", "-p", endpoint, "-s", "after", cwd=tmp_path).returncode == 0
+    reloaded = run("twistd", "--reload", "--pidfile", "q.pid", cwd=tmp_path)
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert "1 replaced" in reloaded.stdout and "1 listening socket handed over" in reloaded.stdout
+    assert nc(port) == b"after\r\n"
+    stop(tmp_path, pid)

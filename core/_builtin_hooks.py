@@ -76,7 +76,8 @@ CORE_SAFE_NAMES: tuple[str, ...] = tuple(
     for module, names in (
         ("service", "Service MultiService Process Application"),
         ("internet", "TCPServer TCPClient UNIXServer UNIXClient SSLServer SSLClient UDPServer "
-                     "UNIXDatagramServer UNIXDatagramClient MulticastServer TimerService"),
+                     "UNIXDatagramServer UNIXDatagramClient MulticastServer TimerService "
+                     "StreamServerEndpointService ClientService _BackoffPolicy"),
         ("protocol", "BaseProtocol Protocol Factory ServerFactory ClientFactory ReconnectingClientFactory "
                      "DatagramProtocol ConnectedDatagramProtocol"),
         ("basic", "LineOnlyReceiver LineReceiver NetstringReceiver IntNStringReceiver Int32StringReceiver "

@@ -35,10 +35,16 @@ takes ``path``, ``timeout`` and ``lockfile``; ``ssl`` adds ``trustRoot`` (or
 Twisted's ``caCertsDir``), ``privateKey``/``certKey`` for a client certificate
 and ``sslmethod``.
 
-One difference from Twisted on purpose: ``serverFromString(...).listen(f)``
-returns the listening port itself, bound before it returns, not a Deferred;
-``clientFromString(...).connect(f)`` returns the connector at once and the
-factory hears about success or failure as with ``connectTCP``.
+As in Twisted, ``serverFromString(reactor, d).listen(f)`` returns a
+:class:`tapster.core.defer.Deferred` of the listening port and
+``clientFromString(reactor, d).connect(f)`` one of the connected protocol
+(awaitable too: ``port = await endpoint.listen(f)``). tapster binds at once,
+so the listening Deferred has already fired when ``listen`` returns: with the
+port, or failed with :class:`tapster.core.errors.CannotListenError` (never
+raised). The connecting one fires once the protocol's ``connectionMade`` has
+run, or fails with the reason the attempt failed; cancelling it abandons the
+attempt. The factory given to ``connect`` may be a plain ``Factory``: the
+endpoint tells the Deferred, not the factory, how the attempt went.
 
 Every bad description raises :class:`EndpointError` (a ``ValueError``) whose
 message names the description and how to fix it; it reads well after an
@@ -59,8 +65,8 @@ if TYPE_CHECKING:
     import ssl
     from typing import Protocol
 
+    from tapster.core.defer import Deferred
     from tapster.core.interfaces import (
-        IConnector,
         IListeningPort,
         IOpenSSLContextFactory,
         IProtocolFactory,
@@ -70,6 +76,7 @@ if TYPE_CHECKING:
     )
     from tapster.core.internet import SSLClient, SSLServer, TCPClient, TCPServer, UNIXClient, UNIXServer
     from tapster.core.protocol import ClientFactory
+    from tapster.core.protocol import Protocol as _Protocol
 
     class _StreamReactor(IReactorTCP, IReactorSSL, IReactorUNIX, Protocol):
         """What a description may ask of a reactor: TCP, SSL and UNIX (the shared one, a MemoryReactor)."""
@@ -542,9 +549,46 @@ def _describe_service(svc: object) -> str:
         if a["checkPID"]:
             keywords.append(("lockfile", 1))
         return _render("unix", [], keywords)
+    if isinstance(svc, (internet.StreamServerEndpointService, internet.ClientService)):
+        return _describe_service(svc.endpoint)
+    if isinstance(svc, (_ServerEndpoint, _ClientEndpoint)):
+        return _describe_endpoint(svc)
     raise TypeError(
         f"cannot describe {type(svc).__name__}: only TCP, UNIX and SSL servers and clients have endpoint strings"
     )
+
+
+def _describe_endpoint(endpoint: _ServerEndpoint | _ClientEndpoint) -> str:
+    """The description of one of this module's endpoint objects (what ``*FromString`` turns back into it)."""
+    args, kw = endpoint._args, endpoint._kwargs
+    if isinstance(endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint)):
+        kind = "tcp6" if isinstance(endpoint, TCP6ServerEndpoint) else "tcp"
+        return _render_parsed((kind, (args[0],), {"interface": kw["interface"], "backlog": kw["backlog"]}))
+    if isinstance(endpoint, UNIXServerEndpoint):
+        return _render_parsed(("unix", (args[0],), {k: kw[k] for k in ("mode", "backlog", "wantPID")}))
+    if isinstance(endpoint, SSL4ServerEndpoint):
+        cf = args[1]
+        keys = {"privateKey": getattr(cf, "privateKeyFileName", None),
+                "certKey": getattr(cf, "certificateFileName", None),
+                "sslmethod": getattr(cf, "sslmethod", None)}
+        if keys["privateKey"] is None:
+            return _render("ssl", [args[0]], [("interface", kw["interface"])] if kw["interface"] else [])
+        return _render_parsed(("ssl", (args[0],), {**keys, "interface": kw["interface"], "backlog": kw["backlog"]}))
+    if isinstance(endpoint, UNIXClientEndpoint):
+        keywords: list[tuple[str, object]] = [("path", args[0])]
+        if kw["timeout"] != _DEFAULT_TIMEOUT:
+            keywords.append(("timeout", kw["timeout"]))
+        if kw["checkPID"]:
+            keywords.append(("lockfile", 1))
+        return _render("unix", [], keywords)
+    kind = "ssl" if isinstance(endpoint, SSL4ClientEndpoint) else "tcp"
+    keywords = [("host", args[0]), ("port", args[1])]
+    if kw["timeout"] != _DEFAULT_TIMEOUT:
+        keywords.append(("timeout", kw["timeout"]))
+    bind = kw["bindAddress"]
+    if isinstance(bind, tuple):
+        keywords.append(("bindAddress", bind[0]))
+    return _render(kind, [], keywords)
 
 
 def describe(service_or_description: str | bytes | int | Parsed | object) -> str:
@@ -573,7 +617,7 @@ def _reactor(reactor: object) -> object:
 
 
 class _ServerEndpoint:
-    """``listen(factory)`` binds at once and returns the listening port (no Deferred)."""
+    """``listen(factory)``: a Deferred of the listening port, already fired (tapster binds at once)."""
 
     method = ""
 
@@ -582,12 +626,24 @@ class _ServerEndpoint:
         self._args = args
         self._kwargs = kwargs
 
-    def listen(self, protocolFactory: IProtocolFactory) -> IListeningPort:
-        """Bind and listen now; raises CannotListenError if the address is taken."""
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        """Bind and listen now; the Deferred has the port, or a CannotListenError failure if the address is taken."""
+        from tapster.core.defer import fail, succeed
+
         head, tail = self._args[:1], self._args[1:]
-        listen = getattr(_reactor(self._reactor), "listen" + self.method)
-        port: IListeningPort = listen(*head, protocolFactory, *tail, **self._kwargs)
-        return port
+        try:
+            listen = getattr(_reactor(self._reactor), "listen" + self.method)
+            port: IListeningPort = listen(*head, protocolFactory, *tail, **self._kwargs)
+        except Exception:
+            return fail()
+        return succeed(port)
+
+    def __getstate__(self) -> dict[str, object]:
+        # The reactor is a process resource (the shared one's loop does not pickle, nor does the
+        # ``tapster.core.reactor`` module a porter passes): a loaded endpoint uses the shared one.
+        state = self.__dict__.copy()
+        state["_reactor"] = None
+        return state
 
     def __repr__(self) -> str:
         args = ", ".join([repr(a) for a in self._args] + [f"{k}={v!r}" for k, v in self._kwargs.items()])
@@ -639,8 +695,8 @@ class SSL4ServerEndpoint(_ServerEndpoint):
 def serverFromString(reactor: _StreamReactor | None, description: str) -> _ServerEndpoint:
     """The server endpoint for ``description`` (``None`` reactor: the shared one, when listening).
 
-    ``endpoint.listen(factory)`` returns the bound port synchronously: tapster
-    binds at once, where Twisted returns a Deferred.
+    ``endpoint.listen(factory)`` returns a Deferred of the bound port, as in
+    Twisted; tapster binds at once, so it has already fired.
     """
     kind, args, kw = parse(description)
     if kind == "tcp":
@@ -656,7 +712,7 @@ def serverFromString(reactor: _StreamReactor | None, description: str) -> _Serve
 
 
 class _ClientEndpoint:
-    """``connect(factory)`` starts connecting and returns the connector at once."""
+    """``connect(factory)``: a Deferred of the protocol, fired once it is connected."""
 
     method = ""
 
@@ -665,14 +721,31 @@ class _ClientEndpoint:
         self._args = args
         self._kwargs = kwargs
 
-    def connect(self, protocolFactory: ClientFactory) -> IConnector:
-        """Start connecting; the factory's clientConnectionFailed/buildProtocol tell the outcome."""
-        connect = getattr(_reactor(self._reactor), "connect" + self.method)
-        connector: IConnector = connect(*self._split(protocolFactory), **self._kwargs)
-        return connector
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[_Protocol]:
+        """Start connecting; the Deferred fires with the protocol after its ``connectionMade``, or fails.
+
+        Cancelling the Deferred stops the attempt (or closes a connection that
+        is up but not yet reported).
+        """
+        from tapster.core._endpoint_connect import ConnectingFactory
+
+        wrapper = ConnectingFactory(protocolFactory)
+        try:
+            connect = getattr(_reactor(self._reactor), "connect" + self.method)
+            wrapper.connector = connect(*self._split(wrapper), **self._kwargs)
+        except Exception:
+            wrapper.deferred.errback()
+        return wrapper.deferred
 
     def _split(self, factory: ClientFactory) -> tuple[object, ...]:
         return (*self._args[:2], factory, *self._args[2:])
+
+    def __getstate__(self) -> dict[str, object]:
+        # The reactor is a process resource (the shared one's loop does not pickle, nor does the
+        # ``tapster.core.reactor`` module a porter passes): a loaded endpoint uses the shared one.
+        state = self.__dict__.copy()
+        state["_reactor"] = None
+        return state
 
     def __repr__(self) -> str:
         args = ", ".join([repr(a) for a in self._args] + [f"{k}={v!r}" for k, v in self._kwargs.items()])

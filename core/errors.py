@@ -26,6 +26,11 @@ The hierarchy, drawn once here so that callers know what to catch::
     │   ├── BadPassphrase             wrong passphrase for an encrypted file
     │   └── ValueTooLarge             a safe file describes more than tapster builds (shared references expanded)
     ├── PassphraseError               no usable passphrase (empty, the two entries differ, unreadable file)
+    ├── AlreadyCalledError            a Deferred fired twice (``defer.AlreadyCalledError``)
+    ├── CancelledError                a cancelled Deferred's failure (``defer.CancelledError``, not asyncio's)
+    ├── DeferredTimeoutError          a Deferred's ``addTimeout`` ran out (``defer.TimeoutError``)
+    ├── NotACoroutineError            ``ensureDeferred`` of something else (also a TypeError)
+    ├── FirstError                    a DeferredList/gatherResults member failed first
     └── PluginError                   a plugin cannot be loaded or is broken
         └── UnknownPluginError        no installed plugin has that name (a usage error)
 
@@ -68,6 +73,11 @@ __all__ = [
     "PluginError",
     "UnknownPluginError",
     "PassphraseError",
+    "AlreadyCalledError",
+    "CancelledError",
+    "DeferredTimeoutError",
+    "NotACoroutineError",
+    "FirstError",
 ]
 
 
@@ -240,3 +250,47 @@ class UnknownPluginError(PluginError):
 
 class PassphraseError(TapsterError):
     """No usable passphrase: the two entries differ, it is empty, or its file cannot be read."""
+
+
+# -- Deferreds (re-exported by tapster.core.defer under Twisted's names) -------------------
+
+
+class AlreadyCalledError(TapsterError):
+    """A Deferred was fired (``callback``/``errback``) a second time."""
+
+
+class CancelledError(TapsterError):
+    """What a cancelled Deferred fails with (Twisted's ``defer.CancelledError``, not asyncio's)."""
+
+
+class DeferredTimeoutError(TapsterError):
+    """A Deferred given ``addTimeout`` did not fire in time (``tapster.core.defer.TimeoutError``)."""
+
+
+class NotACoroutineError(TapsterError, TypeError):
+    """``ensureDeferred`` was given something that is neither a coroutine nor a Deferred."""
+
+
+class FirstError(TapsterError):
+    """A ``DeferredList`` with ``fireOnOneErrback`` (and ``gatherResults``) failed with this.
+
+    ``subFailure`` is the Failure of the Deferred that failed first, ``index``
+    its position in the list.
+    """
+
+    def __init__(self, failure: object, index: int) -> None:
+        super().__init__(failure, index)
+        self.subFailure = failure
+        self.index = index
+
+    def __str__(self) -> str:
+        return f"FirstError[#{self.index}, {self.subFailure!r}]"
+
+    __repr__ = __str__
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FirstError):
+            return bool(self.subFailure == other.subFailure and self.index == other.index)
+        return NotImplemented
+
+    __hash__ = TapsterError.__hash__

@@ -64,6 +64,7 @@ __all__ = [
     "Persistent",
     "save",
     "load",
+    "loadValueFromFile",
     "dumps",
     "saveApplication",
     "atomic_write",
@@ -365,6 +366,22 @@ def load(filename: str, kind: str | None = None, passphrase: str | bytes | None 
         raise PersistError(f"{filename}: {problem}; refusing to load it (rebuild it with mktap -n NAME)")
     _remember(app, spec.name, passphrase)
     return app
+
+
+def loadValueFromFile(filename: str, variable: str, passphrase: str | bytes | None = None) -> Any:
+    """Run the Python file ``filename`` and return its global ``variable`` (Twisted's ``sob.loadValueFromFile``).
+
+    What ``twistd -y`` and ``loadApplication(filename, "python")`` do with a
+    ``.tac``: the file runs with ``__file__`` set in a namespace of its own
+    (a ``.py`` that ``import`` would find runs as that module, so the classes
+    it defines pickle by a loadable name). It runs code: trusted files only.
+    A file encrypted by tapster is decrypted with ``passphrase`` first. Every
+    mistake is a :class:`tapster.core.errors.TapsterError` naming the file.
+    Any: the file decides what ``variable`` holds.
+    """
+    from tapster.core._tac import run_file
+
+    return run_file(filename, variable, passphrase)
 
 
 _SERVICE_METHODS = ("privilegedStartService", "startService", "stopService", "setServiceParent")

@@ -49,7 +49,23 @@ __all__ = [
     "Application",
     "Componentized",
     "loadApplication",
+    "IServiceMaker",
+    "ServiceMaker",
 ]
+
+if TYPE_CHECKING:
+    from tapster.core.plugin import IServiceMaker as IServiceMaker
+    from tapster.core.plugin import ServiceMaker as ServiceMaker
+else:
+    def __getattr__(name: str) -> object:
+        # Twisted keeps IServiceMaker and ServiceMaker in twisted.application.service; tapster defines
+        # them once, in tapster.core.plugin (which imports this module, and pluggy: importing it here
+        # at module level would be a cycle, and make every import of service pay for plugin discovery).
+        if name in ("IServiceMaker", "ServiceMaker"):
+            from tapster.core import plugin
+
+            return getattr(plugin, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _NO_DEFAULT = object()
 _log = logging.getLogger("tapster.service")
@@ -649,7 +665,7 @@ class Application(MultiService, Process, Componentized):
         stack: list[object] = [self]
         while stack:
             node = stack.pop()
-            if isinstance(node, internet._AbstractServer):
+            if isinstance(node, (internet._AbstractServer, internet.StreamServerEndpointService)):
                 found.append(node)
             children = getattr(node, "services", None)
             if isinstance(children, list):
@@ -691,8 +707,30 @@ class Application(MultiService, Process, Componentized):
         return self._add("SSLClient", host, port, factory, ctxFactory, timeout=timeout, bindAddress=bindAddress)
 
 
-def loadApplication(filename: str, kind: str | None = None) -> Application:
-    """Load a saved application (format recognised by content when ``kind`` is None)."""
-    from tapster.core import persist
+#: Twisted's kinds of application file, with tapster's names for them (``"python"`` is a .tac).
+_KINDS = {"pickle": "pickle", "source": "source", "xml": "xml", "python": "python", "tap": "pickle",
+          "tas": "source", "tax": "xml", "tac": "python", "py": "python"}
 
-    return persist.load(filename, kind=kind)
+
+def loadApplication(filename: str, kind: str | None = None, passphrase: str | bytes | None = None) -> IService:
+    """Load the application in ``filename``: Twisted's ``loadApplication(filename, kind, passphrase=None)``.
+
+    ``kind`` is one of Twisted's: ``"pickle"`` (a ``.tap``), ``"source"``
+    (``.tas``), ``"xml"`` (``.tax``, tapster's safe XML), ``"python"`` (a
+    ``.tac``: the file runs and its ``application`` is returned); any other
+    format tapster knows by name (``"yaml"``, one a plugin adds) works too,
+    and None recognises the format from the file (never running a safe-named
+    file as code). ``passphrase`` opens an encrypted file. Errors are
+    :class:`tapster.core.errors.TapsterError` naming the file.
+    """
+    from tapster.core import persist
+    from tapster.core.errors import TapsterError
+
+    wanted = _KINDS.get(kind, kind) if kind is not None else None
+    if wanted == "python":
+        application = persist.loadValueFromFile(filename, "application", passphrase)
+        if not isinstance(application, IService):
+            raise TapsterError(f"{filename}: `application` is a {type(application).__name__}, not an application "
+                               "(use tapster.core.service.Application(name))")
+        return application
+    return persist.load(filename, kind=wanted, passphrase=passphrase)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from typing import TYPE_CHECKING
 
 from tapster.core import usage
@@ -82,71 +81,18 @@ def read_passphrase(config: ServerOptions, path: str) -> str | bytes | None:
     return ask(f"Passphrase for {path}: ", confirm=False)
 
 
-def _tac_module_name(path: str) -> str:
-    """The module name a ``.tac``/``.py`` file runs under, so that the shutdown save can name its classes.
-
-    Twisted's seed 002 saves an application whose protocol is defined in
-    ``reverse_app.py`` itself, and runs the save again with ``twistd -f``. That
-    works only if the classes are importable by the name they record: so a
-    ``.py`` file whose stem is an identifier runs as that module, *if* ``import
-    stem`` (with the run directory on ``sys.path``, as when the save is loaded)
-    would find this very file and nothing else has that name. Anything else
-    (a ``.tac``, a stem shadowing an installed module) runs as ``__tac__``, and
-    a shutdown save of classes defined in it fails with a warning.
-    """
-    import importlib.util
-
-    directory, filename = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(filename)
-    if ext != ".py" or not stem.isidentifier() or stem in sys.modules:
-        return "__tac__"
-    try:
-        spec = importlib.util.find_spec(stem)
-    except (ImportError, ValueError):
-        return "__tac__"
-    origin = getattr(spec, "origin", None)
-    if origin is None or os.path.abspath(origin) != os.path.join(directory, filename):
-        return "__tac__"
-    return stem
-
-
 def load_tac(path: str) -> IService:
     """Run the Python file ``path`` and return the ``application`` it defines.
 
     As with Twisted's ``-y``, the file runs with ``__file__`` set, in a
-    namespace of its own.
+    namespace of its own (:func:`tapster.core.persist.loadValueFromFile`,
+    which ``loadApplication(path, "python")`` uses too).
     """
-    try:
-        with open(path, "rb") as f:
-            source = f.read()
-    except FileNotFoundError:
-        raise TapsterError(f"no such file: {path} (check the path given to -y)") from None
-    except IsADirectoryError:
-        raise TapsterError(f"{path} is a directory, not a .tac file") from None
-    except OSError as e:
-        raise TapsterError(f"cannot read {path}: {e.strerror}") from e
-    try:
-        code = compile(source, path, "exec")
-    except SyntaxError as e:
-        raise TapsterError(f"{path}:{e.lineno}: syntax error: {e.msg}") from e
-    name = _tac_module_name(path)
-    module = types.ModuleType(name)
-    module.__file__ = os.path.abspath(path)
-    namespace: dict[str, object] = module.__dict__
-    if name != "__tac__":
-        sys.modules[name] = module  # classes defined here pickle as name.Class, and load again by import
-    try:
-        exec(code, namespace)
-    except Exception as e:
-        if name != "__tac__":
-            sys.modules.pop(name, None)
-        raise TapsterError(f"{path} failed while running: {type(e).__name__}: {e}") from e
-    if "application" not in namespace:
-        raise TapsterError(
-            f"{path} defines no `application`: a .tac file must end with "
-            "application = Application(name) (from tapster.core.service) holding its services"
-        )
-    application = namespace["application"]
+    from tapster.core import persist
+
+    if not os.path.lexists(path):
+        raise TapsterError(f"no such file: {path} (check the path given to -y)")
+    application = persist.loadValueFromFile(path, "application")
     from tapster.core.service import IService
 
     if not isinstance(application, IService):  # IService(application, None) is None, for a type checker

@@ -463,27 +463,40 @@ def test_ssl_service_with_missing_key_fails_at_start_naming_it(shared_reactor, t
 # -- serverFromString / clientFromString -------------------------------------------------------
 
 
-def test_server_endpoint_listen_returns_the_bound_port(shared_reactor, run_until):
+def _now(d):
+    """The result of a Deferred that has fired (its failure's exception raised)."""
+    assert d.called, d
+    out = []
+    d.addBoth(out.append)
+    if hasattr(out[0], "raiseException"):
+        out[0].raiseException()
+    return out[0]
+
+
+def test_server_endpoint_listen_returns_a_fired_deferred_of_the_bound_port(shared_reactor, run_until):
     endpoint = endpoints.serverFromString(shared_reactor, "tcp:0:interface=127.0.0.1")
     assert isinstance(endpoint, endpoints.TCP4ServerEndpoint)
-    port = endpoint.listen(_greeter(b"ep"))
+    listening = endpoint.listen(_greeter(b"ep"))
+    port = _now(listening)
     try:
         number = port.getHost().port
         assert number > 0
         client = CollectingFactory()
-        connector = endpoints.clientFromString(shared_reactor, f"tcp:host=127.0.0.1:port={number}").connect(client)
-        assert connector.getDestination().port == number
+        connected = endpoints.clientFromString(shared_reactor, f"tcp:host=127.0.0.1:port={number}").connect(client)
+        protocols = []
+        connected.addCallback(protocols.append)
         assert run_until(shared_reactor, lambda: client.done)
     finally:
         port.stopListening()
     assert client.received == b"hello from ep\r\n"
+    assert len(protocols) == 1 and isinstance(protocols[0], Collector) and protocols[0].factory is client
 
 
 def test_unix_endpoints_listen_and_connect(shared_reactor, run_until, short_tmp):
     path = str(short_tmp / "e.sock")
     endpoint = endpoints.serverFromString(None, f"unix:{path}:mode=660:lockfile=0")
     assert isinstance(endpoint, endpoints.UNIXServerEndpoint)
-    port = endpoint.listen(_greeter(b"unix ep"))
+    port = _now(endpoint.listen(_greeter(b"unix ep")))
     try:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
         client = CollectingFactory()
@@ -497,29 +510,31 @@ def test_unix_endpoints_listen_and_connect(shared_reactor, run_until, short_tmp)
 def test_ssl_endpoints_verify_and_talk(shared_reactor, run_until, tmp_path, self_signed):
     key, cert = self_signed(tmp_path)
     q = endpoints.quoteStringArgument
-    port = endpoints.serverFromString(
+    port = _now(endpoints.serverFromString(
         shared_reactor, f"ssl:0:privateKey={q(key)}:certKey={q(cert)}:interface=127.0.0.1"
-    ).listen(_greeter(b"ssl ep"))
+    ).listen(_greeter(b"ssl ep")))
     try:
         client = CollectingFactory()
+        failures = []
         endpoints.clientFromString(
             shared_reactor, f"ssl:host=localhost:port={port.getHost().port}:trustRoot={q(cert)}"
-        ).connect(client)
+        ).connect(client).addErrback(failures.append)
         assert run_until(shared_reactor, lambda: client.done)
     finally:
         port.stopListening()
-    assert client.failure is None
+    assert failures == []
     assert client.received == b"hello from ssl ep\r\n"
 
 
-def test_server_endpoint_reports_port_in_use_at_listen(shared_reactor):
+def test_server_endpoint_reports_port_in_use_as_a_failed_deferred(shared_reactor):
     from tapster.core.errors import CannotListenError
 
-    first = endpoints.serverFromString(shared_reactor, "tcp:0:interface=127.0.0.1").listen(_greeter())
+    first = _now(endpoints.serverFromString(shared_reactor, "tcp:0:interface=127.0.0.1").listen(_greeter()))
     try:
         taken = first.getHost().port
+        listening = endpoints.serverFromString(shared_reactor, f"tcp:{taken}:interface=127.0.0.1").listen(_greeter())
         with pytest.raises(CannotListenError, match=str(taken)):
-            endpoints.serverFromString(shared_reactor, f"tcp:{taken}:interface=127.0.0.1").listen(_greeter())
+            _now(listening)
     finally:
         first.stopListening()
 

@@ -11,6 +11,7 @@ import pytest
 PUBLIC = [
     "tapster.core.address",
     "tapster.core.basic",
+    "tapster.core.defer",
     "tapster.core.endpoints",
     "tapster.core.errors",
     "tapster.core.failure",
@@ -23,6 +24,7 @@ PUBLIC = [
     "tapster.core.reactor",
     "tapster.core.service",
     "tapster.core.ssl",
+    "tapster.core.strports",
     "tapster.core.task",
     "tapster.core.testing",
     "tapster.core.usage",
@@ -103,6 +105,7 @@ def test_twisted_names(where: str) -> None:
         "tapster.core.usage",
         "tapster.core.protocol",
         "tapster.core.basic",
+    "tapster.core.defer",
         "tapster.core.service",
         "tapster.core.reactor",
         "tapster.core.endpoints",

@@ -69,6 +69,10 @@ if TYPE_CHECKING:
     listenMulticast = _shared().listenMulticast
     listenUNIXDatagram = _shared().listenUNIXDatagram
     connectUNIXDatagram = _shared().connectUNIXDatagram
+    adoptStreamPort = _shared().adoptStreamPort
+    adoptDatagramPort = _shared().adoptDatagramPort
+    getListeningPorts = _shared().getListeningPorts
+    getConnectionCount = _shared().getConnectionCount
 
 
 def availableReactors() -> dict[str, ReactorSpec]:

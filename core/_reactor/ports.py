@@ -110,6 +110,21 @@ def _adopt(key: tuple[object, ...], backlog: int) -> socket.socket | None:
     return dup
 
 
+def _adopted_socket(fd: int, family: int, kind: int) -> socket.socket:
+    """A non-blocking duplicate of ``fd``, checked to be a socket of ``family`` and ``kind``."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError as e:
+        raise ValueError(f"descriptor {fd} cannot be adopted: {e.strerror or e}") from None
+    if sock.family != family or sock.type != kind:
+        sock.close()
+        raise ValueError(f"descriptor {fd} is a {socket.AddressFamily(sock.family).name} "
+                         f"{socket.SocketKind(sock.type).name} socket, not {socket.AddressFamily(family).name} "
+                         f"{socket.SocketKind(kind).name}")
+    sock.setblocking(False)
+    return sock
+
+
 def bind_inet(kind: int, interface: str, port: int, backlog: int | None, reuse: bool = True) -> socket.socket:
     family = _inet_family(interface)
     sock = socket.socket(family, kind)
@@ -1017,6 +1032,31 @@ class PortsMixin:
         return c
 
     # -- datagrams -------------------------------------------------------------
+
+    def adoptStreamPort(self, fileDescriptor: int, addressFamily: int, factory: IProtocolFactory) -> ListeningPort:
+        """Serve ``factory`` on a listening stream socket someone else opened (Twisted's IReactorSocket).
+
+        The descriptor is duplicated: the caller still owns (and should close)
+        ``fileDescriptor``. ``addressFamily`` is ``socket.AF_INET``,
+        ``AF_INET6`` or ``AF_UNIX``; a descriptor of another family or kind is
+        refused with ValueError.
+        """
+        sock = _adopted_socket(fileDescriptor, addressFamily, socket.SOCK_STREAM)
+        if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            sock.close()
+            raise ValueError(f"descriptor {fileDescriptor} is a stream socket that does not listen")
+        kind = "UNIX" if addressFamily == socket.AF_UNIX else "TCP"
+        p = ListeningPort(self, kind, sock, factory)
+        p.startListening()
+        return p
+
+    def adoptDatagramPort(self, fileDescriptor: int, addressFamily: int, protocol: DatagramProtocol,
+                          maxPacketSize: int = 8192) -> DatagramPort:
+        """Serve ``protocol`` on a bound datagram socket someone else opened (duplicated, as adoptStreamPort)."""
+        sock = _adopted_socket(fileDescriptor, addressFamily, socket.SOCK_DGRAM)
+        p = DatagramPort(self, "UNIX" if addressFamily == socket.AF_UNIX else "UDP", sock, protocol)
+        p.startListening()
+        return p
 
     def listenUDP(self, port: int, protocol: DatagramProtocol, interface: str = "",
                   maxPacketSize: int = 8192) -> DatagramPort:

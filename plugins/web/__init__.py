@@ -24,7 +24,20 @@ from tapster.plugins._common import endpoint
 if TYPE_CHECKING:
     from tapster.plugins.web._site import Site
 
-__all__ = ["Options", "makeService", "description", "safeNames", "WebService"]
+__all__ = ["Options", "makeService", "description", "safeNames", "WebService", "Site", "File", "WSGIResource"]
+
+#: The server's classes, importable from here for the console (``from tapster.plugins.web import File``),
+#: loaded on first use so that listing plugins does not import httptools.
+_LAZY = {"Site": "_site", "File": "_static", "WSGIResource": "_wsgi", "Resource": "_site"}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 description = "An HTTP/1.1 server: static files (--path) or a WSGI application (--wsgi), over HTTP and HTTPS."
 

@@ -64,7 +64,7 @@ def test_console_scripts_point_into_tapster() -> None:
 def test_built_in_plugins_register_like_any_other() -> None:
     plugins = {ep.name: ep.value for ep in _installed().entry_points
                if ep.group == "mktap.plugins"}
-    assert plugins == {name: f"tapster.plugins.{name}" for name in ("qotd", "echo", "telnet", "manhole")}
+    assert plugins == {name: f"tapster.plugins.{name}" for name in ("qotd", "echo", "telnet", "manhole", "web")}
 
 
 def test_building_a_plugin_in_twistd_never_imports_mktap() -> None:

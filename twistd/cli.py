@@ -128,6 +128,9 @@ def _run(config: ServerOptions) -> int:
     from tapster.twistd.sdnotify import from_environment
 
     notifier = from_environment()
+    from tapster.core.systemd import readEnvironment
+
+    readEnvironment()  # socket activation: the descriptors systemd passed, for systemd:/fd: endpoints
     rundir = environment.enter_rundir(config["rundir"], config["chroot"])
     if config["umask"] is not None:
         os.umask(config["umask"])

@@ -168,7 +168,9 @@ def prebindListeningPorts(application: object) -> list[str]:
         if isinstance(service, (internet.UDPServer, internet.UNIXDatagramServer, internet.MulticastServer)):
             raise TapsterError(f"{service!r} is a datagram server: workers cannot share it "
                                "(run it without --workers, or in an application of its own)")
-        if isinstance(service, (internet.TCPServer, internet.SSLServer, internet.UNIXServer)):
+        endpoint_service = isinstance(service, internet.StreamServerEndpointService) and isinstance(
+            service.endpoint, endpoints._ServerEndpoint)  # one of serverFromString's: its address is known
+        if endpoint_service or isinstance(service, (internet.TCPServer, internet.SSLServer, internet.UNIXServer)):
             description = endpoints.describe(service)
             kind, args, kw = endpoints.parse(description)
             if kind == "unix":

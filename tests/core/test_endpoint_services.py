@@ -144,7 +144,7 @@ def test_connect_with_a_memory_reactor():
     reactor = MemoryReactor()
     factory = TalkerFactory()
     d = endpoints.clientFromString(reactor, "tcp:example.com:80").connect(factory)
-    host, port, wrapper, timeout, bind = reactor.tcpClients[0]
+    host, port, wrapper, _timeout, _bind = reactor.tcpClients[0]
     assert (host, port) == ("example.com", 80)
     assert not d.called
     protocol = wrapper.buildProtocol(None)

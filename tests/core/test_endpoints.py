@@ -19,7 +19,7 @@ from tapster.core.endpoints import EndpointError, describe, parse
 from tapster.core.errors import TapsterError
 from tapster.core.protocol import Factory, Protocol
 from tapster.core.ssl import DefaultOpenSSLContextFactory
-from tests.core._clients import CollectingFactory, Collector  # noqa: F401
+from tests.core._clients import CollectingFactory, Collector
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -31,7 +31,8 @@ application = Application("epecho")
 StreamServerEndpointService(serverFromString(reactor, "tcp:{port}:interface=127.0.0.1"),
                             EchoFactory()).setServiceParent(application)
 # A reconnecting client to a server that is not there yet: the test starts it later.
-client = ClientService(clientFromString(reactor, "tcp:127.0.0.1:{peer}"), QOTDFactory(StaticQuoter("hi from the client")),
+client = ClientService(clientFromString(reactor, "tcp:127.0.0.1:{peer}"),
+                       QOTDFactory(StaticQuoter("hi from the client")),
                        retryPolicy=backoffPolicy(initialDelay=0.05, maxDelay=0.2))
 client.setServiceParent(application)
 client.whenConnected().addCallback(lambda p: print("client connected", flush=True))

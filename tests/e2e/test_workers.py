@@ -128,3 +128,30 @@ def test_reload_reaches_every_worker_and_a_broken_file_none(tmp_path: Path, daem
     wait_for(lambda: not alive(parent), "the supervisor to exit")
     log = (tmp_path / "q.log").read_text()
     assert log.count("reloaded q.tac: 0 kept, 1 replaced") == 2  # once per worker
+
+
+ENDPOINT_TAC = """\
+from tapster.core import strports
+from tapster.core.service import Application
+from pidproto import PidFactory
+
+application = Application("epworkers")
+strports.service("tcp:{port}:interface=127.0.0.1", PidFactory()).setServiceParent(application)
+"""
+
+
+def test_workers_share_an_endpoint_service_port(tmp_path: Path, daemons: list[int]) -> None:
+    port = free_port()
+    (tmp_path / "pidproto.py").write_text(PID_MODULE)
+    tac(tmp_path, "ep.tac", ENDPOINT_TAC.format(port=port))
+    launched = run("twistd", "--workers", "2", "-y", "ep.tac", "--pidfile", "w.pid", "-l", "w.log", "-o",
+                   cwd=tmp_path)
+    assert launched.returncode == 0, launched.stderr
+    parent = int((tmp_path / "w.pid").read_text())
+    daemons.append(parent)
+    workers = pids_seen(port, 2)
+    daemons.extend(workers)
+    assert len(workers) == 2 and parent not in workers, workers
+    os.kill(parent, signal.SIGTERM)
+    wait_for(lambda: not alive(parent), "the supervisor to exit")
+    assert not any(alive(pid) for pid in workers)

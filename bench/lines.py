@@ -1,30 +1,38 @@
 #!/usr/bin/env python3
-"""Pipelined lines through a LineReceiver echo: tapster's twistd vs Twisted's twistd.
+"""Pipelined lines through a LineReceiver echo: tapster's twistd vs Twisted's twistd, beside two references.
 
-Run it with the project's virtualenv python (stdlib only), from the repo root::
+Run it with the project's virtualenv python (stdlib only; uvloop for the bare-uvloop reference), from the
+repo root::
 
     /work/venv/bin/python bench/lines.py            # 5 rounds of 3 s each
     /work/venv/bin/python bench/lines.py --quick    # 1 round of 1 s: smoke test
 
 What one run does (bench/README.md has the details):
 
-1. writes one ``.tac`` per side holding the same application: a ``LineReceiver`` whose
-   ``lineReceived`` calls ``sendLine(line)``, behind a ``TCPServer`` on 127.0.0.1 (there is no
-   mktap plugin for a line echo, so both are served from the .tac: ``twistd -n -o -y lines.tac``,
-   tapster's with ``-r uvloop`` (its default) and Twisted's from ``bench/.venv-twisted``, created
-   once as bench/run.py does), each pinned to the server CPU with ``taskset``;
-2. for R rounds, for each server in turn (the first one alternates): a client process pinned to
-   the other CPU opens C connections and keeps, on each, D blocks of L lines of 64 bytes in
-   flight (a block is sent whenever one block's worth has come back), for the duration; it
-   reports the lines echoed and the time taken, while the server's ``utime+stime`` is read from
-   ``/proc/PID/stat`` before and after: server CPU µs per line;
-3. prints medians and the median of the per-round ratios tapster/Twisted as a Markdown table
-   (also written to ``bench/results/lines.md``, raw numbers in ``bench/results/lines.json``);
-4. stops every server (SIGTERM, then SIGKILL), also on Ctrl-C and on errors.
+1. builds ``loadgen`` and ``ceiling`` from ../shared/tools as bench/run.py does, and starts four servers,
+   each pinned to the server CPU with ``taskset``:
 
-``loadgen`` from ../shared/tools has no pipelined-lines mode (its echo mode sends one line and
-waits for it), hence the small selector client here. The client only counts bytes, so a few
-system calls per block are all it costs: it is not the bottleneck.
+   - ``ceiling``: the C epoll echo server (bytes back as they come: what one core does with no
+     interpreter; for lines it is an upper bound, since it does not look for line ends);
+   - ``bare-uvloop``: an ``asyncio.Protocol`` on uvloop that splits each chunk on CRLF, keeps the tail
+     and writes the lines back with one ``write`` per chunk, no tapster code: what any Python line echo
+     on uvloop costs at least;
+   - ``twisted`` and ``tapster``: one ``.tac`` per side holding the same application, a ``LineReceiver``
+     whose ``lineReceived`` calls ``sendLine(line)``, behind a ``TCPServer`` on 127.0.0.1, served by
+     ``twistd -n -o -y lines.tac`` (tapster's with ``-r uvloop``, its default; Twisted's from
+     ``bench/.venv-twisted``, created once as bench/run.py does);
+2. for R rounds, for each server in turn (the first one rotates): a client pinned to the other CPU
+   opens C connections and keeps, on each, D blocks of L lines of 64 bytes in flight (a block is sent
+   whenever one block's worth has come back), for the duration. The client is ``loadgen stream -s
+   L*64 -q D -c C`` (its blocks are 64-byte CRLF-terminated lines); ``--client python`` uses a small
+   selector client instead, which saturates its CPU near 4–5 M lines/s, below what the C ceiling and
+   bare uvloop take. Each server's ``utime+stime`` is read from ``/proc/PID/stat`` before and after:
+   server CPU µs per line, and how busy the server CPU was; the client reports its own CPU use too,
+   so a client-bound run shows as a client near 1.0 with a server below it;
+3. prints medians and the medians of the per-round ratios (tapster/Twisted, against the goals, and
+   tapster/ceiling, tapster/bare uvloop) as a Markdown table (also written to
+   ``bench/results/lines.md``, raw numbers in ``bench/results/lines.json``);
+4. stops every server (SIGTERM, then SIGKILL), also on Ctrl-C and on errors.
 
 Not part of the pytest suite: timings are never asserted.
 """
@@ -54,8 +62,49 @@ BENCH_DIR = _run.BENCH_DIR
 RESULTS_DIR = _run.RESULTS_DIR
 LINE_SIZE = 64  # bytes per line, delimiter included
 
-SERVER_NAMES = ("twisted", "tapster")
-LABELS = {"twisted": "Twisted twistd (epoll)", "tapster": "tapster twistd -r uvloop"}
+SERVER_NAMES = ("ceiling", "bare-uvloop", "twisted", "tapster")
+LABELS = {
+    "ceiling": "C epoll ceiling (echo)",
+    "bare-uvloop": "bare uvloop line echo",
+    "twisted": "Twisted twistd (epoll)",
+    "tapster": "tapster twistd -r uvloop",
+}
+CLIENTS = ("loadgen", "python")
+
+BARE_UVLOOP_LINES = '''\
+# Written by tapster's bench/lines.py: a line echo on raw uvloop, no protocol/transport layer on top.
+import asyncio, signal, sys
+import uvloop
+
+
+class LineEcho(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.write = transport.write
+        self.tail = b""
+
+    def data_received(self, data):
+        lines = (self.tail + data if self.tail else data).split(b"\\r\\n")
+        self.tail = lines.pop()
+        out = []
+        for line in lines:
+            out.append(line)
+            out.append(b"\\r\\n")
+        if out:
+            self.write(b"".join(out))
+
+
+async def main(port):
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    server = await loop.create_server(LineEcho, "127.0.0.1", port, backlog=50)
+    await stop.wait()
+    server.close()
+
+
+uvloop.run(main(int(sys.argv[1])))
+'''
 
 TAPSTER_TAC = '''\
 # Written by tapster's bench/lines.py: a LineReceiver echo served by tapster's twistd.
@@ -129,7 +178,9 @@ while True:
             left += len(block)
         outstanding[s] = left
 elapsed = time.monotonic() - start
-print(f"RESULT lines={{received // {size}}} secs={{elapsed:.6f}}")
+import os
+used = sum(os.times()[:2])
+print(f"RESULT lines={{received // {size}}} secs={{elapsed:.6f}} cpu={{used / elapsed:.3f}}")
 '''
 
 
@@ -140,6 +191,8 @@ class Context:
     args: argparse.Namespace
     workdir: Path
     procs: list[_run.Proc] = field(default_factory=list)
+    loadgen: Path | None = None
+    ceiling: Path | None = None
 
 
 @dataclass
@@ -152,38 +205,69 @@ class Server:
 def start_server(ctx: Context, server: Server, twistd: Path) -> None:
     cwd = ctx.workdir / server.name
     cwd.mkdir(parents=True, exist_ok=True)
-    template = TAPSTER_TAC if server.name == "tapster" else TWISTED_TAC
-    (cwd / "lines.tac").write_text(template.format(port=server.port))
-    argv = [str(twistd), "-n", "-o", "-y", "lines.tac"]
-    if server.name == "tapster":
-        argv[1:1] = ["-r", "uvloop"]
+    if server.name == "ceiling":
+        assert ctx.ceiling is not None
+        # Its QOTD port is not used here; it gets a port of its own all the same.
+        argv = [str(ctx.ceiling), "-q", str(_run.free_ports(1)[0]), "-e", str(server.port)]
+    elif server.name == "bare-uvloop":
+        (cwd / "bare_lines.py").write_text(BARE_UVLOOP_LINES)
+        argv = [sys.executable, str(cwd / "bare_lines.py"), str(server.port)]
+    else:
+        template = TAPSTER_TAC if server.name == "tapster" else TWISTED_TAC
+        (cwd / "lines.tac").write_text(template.format(port=server.port))
+        argv = [str(twistd), "-n", "-o", "-y", "lines.tac"]
+        if server.name == "tapster":
+            argv[1:1] = ["-r", "uvloop"]
     server.proc = _run.spawn(ctx, server.name, argv, cwd)  # type: ignore[arg-type]
 
 
+def client_argv(ctx: Context, port: int, client: Path) -> list[str]:
+    a = ctx.args
+    if a.client == "python":
+        return [sys.executable, str(client), str(port), str(a.connections), str(a.duration), str(a.depth),
+                str(a.lines_per_block)]
+    assert ctx.loadgen is not None
+    return [str(ctx.loadgen), "stream", "-p", str(port), "-c", str(a.connections), "-d", str(a.duration),
+            "-s", str(a.lines_per_block * LINE_SIZE), "-q", str(a.depth)]
+
+
 def measure(ctx: Context, server: Server, client: Path) -> dict[str, float | None]:
-    """One client run against ``server``: lines/s and the server's CPU µs per line."""
+    """One client run against ``server``: lines/s, the server's CPU µs per line, both sides' CPU use."""
     assert server.proc is not None
     pid = server.proc.popen.pid
     a = ctx.args
     before = _run.cpu_seconds(pid)
     done = subprocess.run(
-        ["taskset", "-c", str(a.client_cpu), sys.executable, str(client), str(server.port), str(a.connections),
-         str(a.duration), str(a.depth), str(a.lines_per_block)],
+        ["taskset", "-c", str(a.client_cpu), *client_argv(ctx, server.port, client)],
         capture_output=True, text=True, timeout=a.duration + 60,
     )
     cpu = _run.cpu_seconds(pid) - before
     if server.proc.popen.poll() is not None:
         raise RuntimeError(f"{server.name} exited during the run; its output:\n{server.proc.log_tail()}")
+    failed = {"rate": None, "cpu": None, "server_busy": None, "client_busy": None}
     if done.returncode != 0:
         _run.log(f"{server.name}: client failed (status {done.returncode}): {done.stderr.strip()[-300:]}")
-        return {"rate": None, "cpu": None}
+        return failed
     result = _run.parse_result(done.stdout)
-    lines, secs = float(result["lines"]), float(result["secs"])
-    return {"rate": lines / secs if secs else None, "cpu": cpu / lines * 1e6 if lines else None}
+    if a.client == "python":
+        lines, secs = float(result["lines"]), float(result["secs"])
+    else:
+        if float(result.get("errors", 0)):
+            _run.log(f"{server.name}: loadgen reported errors: {done.stdout.strip()[-300:]}")
+            return failed
+        secs = float(result["secs"])
+        lines = float(result["bytes_in"]) / LINE_SIZE
+    return {
+        "rate": lines / secs if secs else None,
+        "cpu": cpu / lines * 1e6 if lines else None,
+        "server_busy": cpu / secs if secs else None,
+        "client_busy": float(result["cpu"]),
+    }
 
 
 def run_rounds(ctx: Context, servers: list[Server], client: Path) -> dict[str, dict[str, list[float | None]]]:
-    results: dict[str, dict[str, list[float | None]]] = {s.name: {"rate": [], "cpu": []} for s in servers}
+    metrics = ("rate", "cpu", "server_busy", "client_busy")
+    results: dict[str, dict[str, list[float | None]]] = {s.name: {m: [] for m in metrics} for s in servers}
     by_name = {s.name: s for s in servers}
     for round_no in range(ctx.args.rounds):
         for name in _run.rotated(list(by_name), round_no):
@@ -191,42 +275,60 @@ def run_rounds(ctx: Context, servers: list[Server], client: Path) -> dict[str, d
             for metric, value in values.items():
                 results[name][metric].append(value)
             rate, cpu = values["rate"], values["cpu"]
-            _run.log(f"round {round_no + 1}/{ctx.args.rounds} {name:8} "
-                     f"lines/s {'n/a' if rate is None else f'{rate:,.0f}'}  "
-                     f"cpu µs/line {'n/a' if cpu is None else f'{cpu:.3f}'}")
+            busy, client_busy = values["server_busy"], values["client_busy"]
+            _run.log(f"round {round_no + 1}/{ctx.args.rounds} {name:11} "
+                     f"lines/s {'n/a' if rate is None else f'{rate:>10,.0f}'}  "
+                     f"cpu µs/line {'n/a' if cpu is None else f'{cpu:.3f}'}  "
+                     f"busy: server {'n/a' if busy is None else f'{busy:.2f}'}, "
+                     f"client {'n/a' if client_busy is None else f'{client_busy:.2f}'}")
     return results
 
 
-def ratios(results: dict[str, dict[str, list[float | None]]], metric: str) -> list[float]:
-    """tapster/Twisted within each round."""
-    pairs = zip(results["tapster"][metric], results["twisted"][metric], strict=False)
+def ratios(results: dict[str, dict[str, list[float | None]]], metric: str, other: str = "twisted") -> list[float]:
+    """tapster/``other`` within each round."""
+    pairs = zip(results["tapster"][metric], results[other][metric], strict=False)
     return [a / b for a, b in pairs if a is not None and b]
 
 
-def fmt_ratio(values: list[float], goal: float, higher: bool) -> str:
+def fmt_ratio(values: list[float], goal: float | None = None, higher: bool = True) -> str:
     if not values:
         return "n/a"
     r = statistics.median(values)
     text = f"{r:.2f}×" + (f" [{min(values):.2f}–{max(values):.2f}]" if len(values) > 1 else "")
+    if goal is None:
+        return text
     met = r >= goal if higher else r < goal
     return text + f" {'✓' if met else '✗'} goal {'≥' if higher else '<'} {goal:g}×"
 
 
 def render(results: dict[str, dict[str, list[float | None]]], meta: dict[str, str]) -> str:
+    names = [n for n in SERVER_NAMES if n in results]
+
     def med(name: str, metric: str, spec: str) -> str:
         value = _run.median_or_none(results[name][metric])
         return "n/a" if value is None else format(value, spec)
 
+    def versus(metric: str, other: str) -> str:
+        return fmt_ratio(ratios(results, metric, other)) if other in results else "n/a"
+
     out = ["# tapster line benchmark", ""]
     out += [f"- {key}: {value}" for key, value in meta.items()]
-    out += ["", "| metric | " + " | ".join(LABELS[n] for n in SERVER_NAMES) + " | tapster / Twisted |",
-            "|---|---:|---:|---:|",
-            "| 64-byte lines echoed, lines/s | " + " | ".join(med(n, "rate", ",.0f") for n in SERVER_NAMES)
-            + f" | {fmt_ratio(ratios(results, 'rate'), 3, True)} |",
-            "| server CPU, µs/line (lower is better) | " + " | ".join(med(n, "cpu", ".3f") for n in SERVER_NAMES)
-            + f" | {fmt_ratio(ratios(results, 'cpu'), 0.5, False)} |",
-            "",
-            "Medians over rounds; ratios are computed within each round (median, range in brackets).", ""]
+    out += ["", "| metric | " + " | ".join(LABELS[n] for n in names)
+            + " | tapster / Twisted | tapster / ceiling | tapster / bare uvloop |",
+            "|---|" + "---:|" * (len(names) + 3)]
+    rows = [("64-byte lines echoed, lines/s", "rate", ",.0f", (3, True)),
+            ("server CPU, µs/line (lower is better)", "cpu", ".3f", (0.5, False)),
+            ("server CPU busy (1.0 = one core)", "server_busy", ".2f", None),
+            ("client CPU busy (1.0 = one core)", "client_busy", ".2f", None)]
+    for label, metric, spec, goal in rows:
+        mine = ratios(results, metric) if "twisted" in results else []
+        first = fmt_ratio(mine, *goal) if goal else fmt_ratio(mine)
+        rest = ("", "") if goal is None else (versus(metric, "ceiling"), versus(metric, "bare-uvloop"))
+        out.append(f"| {label} | " + " | ".join(med(n, metric, spec) for n in names)
+                   + f" | {first} | {rest[0]} | {rest[1]} |")
+    out += ["",
+            "Medians over rounds; ratios are computed within each round (median, range in brackets). "
+            "A server busy near 1.0 is bound by its CPU; a client busy near 1.0 means the client may be.", ""]
     return "\n".join(out)
 
 
@@ -244,7 +346,9 @@ def collect_meta(ctx: Context, argv: Sequence[str], twistd: Path, twisted_twistd
         "Twisted": _run.version_of(twisted_twistd.parent / "python", "twisted") + " (default reactor: epoll)",
         "Python": platform.python_version() + f", uvloop {_run.version_of(sys.executable, 'uvloop')}",
         "load": f"{a.connections} connections × {a.depth} blocks of {a.lines_per_block} lines of "
-                f"{LINE_SIZE} bytes in flight",
+                f"{LINE_SIZE} bytes in flight, client: "
+                + ("bench/lines.py's Python selector client" if a.client == "python" else
+                   f"loadgen stream -c {a.connections} -q {a.depth} -s {a.lines_per_block * LINE_SIZE}"),
         "pinning": f"servers on CPU {a.server_cpu}, client on CPU {a.client_cpu}",
         "rounds": f"{a.rounds} × {a.duration:g} s",
     }
@@ -262,6 +366,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("-c", "--connections", type=int, default=4, help="client connections (default 4)")
     parser.add_argument("--depth", type=int, default=4, help="blocks in flight per connection (default 4)")
     parser.add_argument("--lines-per-block", type=int, default=64, help="lines per block sent (default 64)")
+    parser.add_argument("--client", choices=CLIENTS, default="loadgen",
+                        help="loadgen (C, from ../shared/tools; default) or python (a selector client)")
+    parser.add_argument("--servers", default=",".join(SERVER_NAMES),
+                        help=f"comma-separated subset of {','.join(SERVER_NAMES)} (default: all)")
+    parser.add_argument("--tools", type=Path, default=_run.DEFAULT_TOOLS_DIR,
+                        help="directory with build.sh, loadgen.c, ceiling.c (default: <repo>/../shared/tools)")
     parser.add_argument("--tapster-bin", type=Path, default=Path(sys.executable).parent,
                         help="directory holding tapster's twistd (default: the bin/ of this python)")
     parser.add_argument("--server-cpu", type=int, default=0, help="CPU for servers (default 0)")
@@ -272,6 +382,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration = 1, 1.0
+    args.servers = [n for n in args.servers.split(",") if n]
+    unknown = sorted(set(args.servers) - set(SERVER_NAMES))
+    if unknown:
+        parser.error(f"unknown server(s): {', '.join(unknown)} (choose from {', '.join(SERVER_NAMES)})")
     return args
 
 
@@ -284,9 +398,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _, twistd = _run.tapster_commands(args.tapster_bin)
         twisted_twistd = _run.ensure_twisted_venv()
+        ctx.loadgen, ctx.ceiling = _run.build_tools(args.tools)
         client = ctx.workdir / "client.py"
         client.write_text(CLIENT.format(body=LINE_SIZE - 2, size=LINE_SIZE))
-        servers = [Server(name, port) for name, port in zip(SERVER_NAMES, _run.free_ports(2), strict=True)]
+        names = [n for n in SERVER_NAMES if n in args.servers]
+        servers = [Server(name, port) for name, port in zip(names, _run.free_ports(len(names)), strict=True)]
         for server in servers:
             _run.log(f"start: {server.name} (:{server.port})")
             start_server(ctx, server, twistd if server.name == "tapster" else twisted_twistd)

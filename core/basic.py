@@ -13,14 +13,18 @@ line per chunk:
 
 * a chunk that is exactly one line is recognised with one ``find`` and
   delivered without any bookkeeping;
-* any other chunk is split on the delimiter once, with ``bytes.split`` (C
-  speed), and the lines are handed out from an iterator; the unprocessed
-  tail is the one buffer kept between chunks;
+* any other chunk is split on the delimiter once, at C speed (``bytes.split``,
+  or for ``b"\\r\\n"`` the faster ``bytes.splitlines`` when the lengths prove
+  it equivalent, see :func:`_split`), and the lines are handed out from an
+  iterator; the unprocessed tail is the one buffer kept between chunks;
 * nothing is copied per line except the line itself (Twisted's
   ``split(delimiter, 1)`` per line copies the rest of the buffer each time,
   which is quadratic in the number of lines per chunk);
-* the line-length limit is checked once per chunk (``max(map(len, lines))``)
+* the line-length limit is checked once per chunk (not at all when the chunk
+  itself is not longer than ``MAX_LENGTH``, else ``max(map(len, lines))``)
   and per line only when that check fails;
+* what the delivery loop reads after every line (``paused``, ``line_mode``)
+  lives on the instance, where Python loads it fastest;
 * length-prefixed payloads that arrive in many pieces are collected in a list
   and joined once when complete, instead of re-concatenating a growing buffer.
 
@@ -102,6 +106,33 @@ def _overlong(tail: bytes, maxLength: int, delimiter: bytes) -> bool:
         if tail.endswith(delimiter[:k]):
             return False
     return True
+
+
+def _split(data: bytes, delimiter: bytes) -> list[bytes]:
+    """``data.split(delimiter)``, about twice as fast for the usual ``b"\\r\\n"``.
+
+    CPython's ``bytes.split`` searches for a two-byte separator much more
+    slowly than ``bytes.splitlines`` finds line breaks, and a chunk of
+    pipelined lines spends most of its parsing time there. ``splitlines``
+    breaks at ``\\r\\n``, at a lone ``\\r`` and at a lone ``\\n`` alike, so its
+    result is used only when the lengths prove that every break was a
+    ``\\r\\n``: each break takes one or two bytes, and the bytes that are not
+    in the pieces number exactly two per break only if all were. A chunk
+    that ends in ``\\r`` (a delimiter cut in two by the read) is left to
+    ``split``. Any other delimiter, and any chunk with a lone ``\\r`` or ``\\n``,
+    costs one extra ``splitlines`` at most before the ``split``.
+    """
+    if delimiter == b"\r\n" and data:
+        last = data[-1]
+        if last != 13:  # not b"\r"
+            lines = data.splitlines()
+            if last == 10:  # ends with a break: every piece is a line
+                if len(data) - sum(map(len, lines)) == 2 * len(lines):
+                    lines.append(b"")
+                    return lines
+            elif len(data) - sum(map(len, lines)) == 2 * len(lines) - 2:  # the last piece is the tail
+                return lines
+    return data.split(delimiter)
 
 
 class _OneWritePerRead:
@@ -205,14 +236,16 @@ class LineOnlyReceiver(_OneWritePerRead, Protocol):
                 if transport is None or not transport.disconnecting:
                     self.lineReceived(data[:n])
                 return None
-        lines = (self._buffer + data if self._buffer else data).split(delimiter)
+        buf = self._buffer + data if self._buffer else data
+        lines = _split(buf, delimiter)
         self._buffer = tail = lines.pop()
         maxLength = self.MAX_LENGTH
         if lines:
             transport = self.transport
             if transport is None:
                 transport = _DETACHED
-            if max(map(len, lines)) <= maxLength:
+            # No line is longer than the chunk: measure the lines only when the chunk could hold a long one.
+            if len(buf) <= maxLength or max(map(len, lines)) <= maxLength:
                 for line in lines:
                     if transport.disconnecting:
                         return None
@@ -289,6 +322,15 @@ class LineReceiver(_OneWritePerRead, Protocol, _PauseableMixin):
     _pendingDelimiter: bytes = b""
     _tail: bytes = b""
 
+    def makeConnection(self, transport: ITransport) -> None:
+        # The delivery loop reads these two after every line. As instance attributes they
+        # load several times faster than the class defaults they start as (Python 3.11
+        # specialises instance-attribute loads, not class attributes read through an
+        # instance); the values are the same, so nothing else changes.
+        self.line_mode = self.line_mode
+        self.paused = self.paused
+        super().makeConnection(transport)
+
     def _takePending(self) -> bytes:
         """Remove and return the undelivered part of the chunk being processed."""
         pending = self._pending
@@ -347,7 +389,8 @@ class LineReceiver(_OneWritePerRead, Protocol, _PauseableMixin):
                         return why
                     continue
                 delimiter = self.delimiter
-                lines = buf.split(delimiter)
+                size = len(buf)
+                lines = _split(buf, delimiter)
                 buf = lines.pop()
                 if not lines:
                     if len(buf) >= self.MAX_LENGTH + len(delimiter):
@@ -363,7 +406,7 @@ class LineReceiver(_OneWritePerRead, Protocol, _PauseableMixin):
                 self._pendingDelimiter = delimiter
                 self._pending = pending = iter(lines)
                 why = None
-                if max(map(len, lines)) <= maxLength:
+                if size <= maxLength or max(map(len, lines)) <= maxLength:  # (as in LineOnlyReceiver)
                     for line in pending:
                         why = self.lineReceived(line)
                         if (

@@ -115,6 +115,52 @@ def test_several_lines_in_one_chunk_are_delivered_in_order():
     assert p.lines == [b"one", b"two", b"three"]
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\r\n",
+        b"a\r\nb\r\n",
+        b"a\r\nb",  # a tail
+        b"a\r\nb\r",  # a delimiter cut after its \r
+        b"a\rb\r",  # lone \r breaks of the right total length: not CRLF lines
+        b"a\r\r\nb",
+        b"a\nb\r\n",
+        b"\n",
+        b"\r",
+        b"\n\r",
+        b"a\x0bb\x0cc\x1cd\x85e\r\n",  # str.splitlines would break at these, bytes.splitlines does not
+    ],
+)
+def test_the_line_splitter_gives_what_bytes_split_gives(data):
+    assert tapster.core.basic._split(data, b"\r\n") == data.split(b"\r\n")
+    assert tapster.core.basic._split(data, b"\n") == data.split(b"\n")
+
+
+def test_lone_cr_and_lf_inside_crlf_lines_stay_in_the_lines():
+    p, _ = connect(Lines())
+    p.dataReceived(b"a\rb\r\nc\nd\r\n\r\r\ne")
+    assert p.lines == [b"a\rb", b"c\nd", b"\r"]
+    p.dataReceived(b"\r\n")
+    assert p.lines[-1] == b"e"
+
+
+def test_a_class_that_starts_in_raw_mode_still_does():
+    class Raw(LineReceiver):
+        line_mode = 0
+
+        def __init__(self):
+            self.raw = []
+
+        def rawDataReceived(self, data):
+            self.raw.append(data)
+
+    p, _ = connect(Raw())
+    p.dataReceived(b"not\r\nlines\r\n")
+    assert p.raw == [b"not\r\nlines\r\n"]
+    assert Raw.line_mode == 0 and LineReceiver.line_mode == 1 and LineReceiver.paused is False
+
+
 def test_line_split_across_chunks_is_reassembled():
     p, _ = connect(Lines())
     for piece in (b"hel", b"lo\r", b"\nwor", b"ld", b"\r\n"):

@@ -24,6 +24,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tapster.core import basic
 from tapster.core._reactor.transport import Transport
 from tapster.core.basic import (
     Int8StringReceiver,
@@ -334,3 +335,33 @@ def echo_output(chunks: list[bytes]) -> bytes:
 def test_held_writes_leave_the_same_bytes_in_the_same_order_however_split(stream: bytes, cuts: list[int]) -> None:
     byte_by_byte = [stream[i:i + 1] for i in range(len(stream))]
     assert echo_output(pieces(stream, cuts)) == echo_output([stream]) == echo_output(byte_by_byte)
+
+
+# -- the CRLF fast path of the line splitter ---------------------------------------------------------
+
+
+#: Line-break look-alikes too: bytes.splitlines must not break at \x0b, \x0c, \x1c-\x1e or \x85 (str's would).
+SPLIT_ALPHABET = b"\r\nx\x0b\x0c\x1c\x1d\x1e\x85"
+
+
+@given(st.lists(st.sampled_from([bytes([c]) for c in SPLIT_ALPHABET] + [b"\r\n", b"xx\r\n"]), max_size=40)
+       .map(b"".join), st.sampled_from(DELIMITERS))
+def test_split_is_bytes_split(data: bytes, delimiter: bytes) -> None:
+    assert basic._split(data, delimiter) == data.split(delimiter)
+
+
+@given(line_cases(LINE_COMMANDS), CUTS)
+def test_line_receivers_see_the_same_with_and_without_the_crlf_fast_path(case: tuple[bytes, int, bytes],
+                                                                         cuts: list[int]) -> None:
+    delimiter, max_length, stream = case
+    chunks = pieces(stream, cuts)
+    fast = (feed(lambda: Lines(delimiter, max_length), chunks),
+            feed(lambda: OnlyLines(delimiter, max_length), chunks))
+    general = basic._split
+    basic._split = bytes.split  # type: ignore[assignment]  # the general path: one bytes.split per chunk
+    try:
+        slow = (feed(lambda: Lines(delimiter, max_length), chunks),
+                feed(lambda: OnlyLines(delimiter, max_length), chunks))
+    finally:
+        basic._split = general
+    assert fast == slow

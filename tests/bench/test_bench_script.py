@@ -27,7 +27,7 @@ def _load(script: str):
 
 @pytest.mark.parametrize(
     ("script", "expected_option"),
-    [("run", "--rounds"), ("help_speed", "--runs")],
+    [("run", "--rounds"), ("help_speed", "--runs"), ("web", "--rounds")],
 )
 def test_bench_script_imports_and_help_works(script: str, expected_option: str) -> None:
     module = _load(script)

@@ -31,6 +31,7 @@ The rules of a connection, each byte from the client being hostile:
 
 from __future__ import annotations
 
+import io
 import re
 import tempfile
 import time
@@ -67,6 +68,9 @@ STATUS_REASONS: dict[int, str] = {
 }
 
 _date_cache: list[Any] = [0, b""]
+#: (code, reason, server name) -> the status line, Date and Server as bytes, for the second in ``_date_cache``.
+_prefix_cache: dict[tuple[int, str | None, bytes], bytes] = {}
+_BODILESS = frozenset({204, 304, *range(100, 200)})
 
 
 def http_date() -> bytes:
@@ -75,7 +79,30 @@ def http_date() -> bytes:
     if _date_cache[0] != now:
         _date_cache[0] = now
         _date_cache[1] = formatdate(now, usegmt=True).encode("ascii")
+        _prefix_cache.clear()
     return _date_cache[1]
+
+
+def status_prefix(code: int, reason: str | None, server: bytes) -> bytes:
+    """``HTTP/1.1 code reason``, ``Date`` and ``Server`` lines: built once per second per status."""
+    date = http_date()  # clears the cache when the second changes
+    key = (code, reason, server)
+    prefix = _prefix_cache.get(key)
+    if prefix is None:
+        if len(_prefix_cache) > 256:  # reasons chosen by applications: keep the cache small
+            _prefix_cache.clear()
+        text = (reason or STATUS_REASONS.get(code, "Unknown")).encode("latin-1")
+        prefix = _prefix_cache[key] = (b"HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\n"
+                                       % (code, text, date, server))
+    return prefix
+
+
+def encode_headers(headers: list[tuple[str, str]]) -> bytes:
+    """``Name: value`` lines (CRLF-terminated) as latin-1 bytes."""
+    return "".join([f"{name}: {value}\r\n" for name, value in headers]).encode("latin-1")
+
+
+_UNKNOWN: Any = object()
 
 
 class _Refused(Exception):
@@ -100,29 +127,31 @@ class Request:
     control. For HEAD, whatever would be the body is dropped.
     """
 
+    # Defaults at class level: a request sets only what differs (one request per response: less churn).
+    method = ""
+    target = b""
+    path = b""
+    query = b""
+    version = "1.1"
+    body: Any = None
+    bodyLength = 0
+    keepAlive = True
+    expectContinue = False
+    continued = False
+    client: tuple[str, int] | None = None
+    started = 0.0
+    # the answer
+    code = 0
+    sentLength = 0
+    headersSent = False
+    finished = False
+    _chunked = False
+    _remaining: int | None = None  # declared Content-Length still to send
+    _producer: Any = None
+
     def __init__(self, channel: HTTPChannel) -> None:
         self.channel = channel
-        self.method = ""
-        self.target = b""
-        self.path = b""
-        self.query = b""
-        self.version = "1.1"
         self.headers: list[tuple[bytes, bytes]] = []
-        self.body: Any = None
-        self.bodyLength = 0
-        self.keepAlive = True
-        self.expectContinue = False
-        self.continued = False
-        self.client: tuple[str, int] | None = None
-        self.started = 0.0
-        # the answer
-        self.code = 0
-        self.sentLength = 0
-        self.headersSent = False
-        self.finished = False
-        self._chunked = False
-        self._remaining: int | None = None  # declared Content-Length still to send
-        self._producer: Any = None
 
     # -- reading ----------------------------------------------------------------
 
@@ -143,37 +172,53 @@ class Request:
         ``contentLength`` None means the length is unknown: chunked for HTTP/1.1,
         close-delimited for HTTP/1.0.
         """
+        self.sendHead(code, encode_headers(headers), contentLength, reason)
+
+    def sendHead(self, code: int, encoded: bytes, contentLength: int | None = None, reason: str | None = None,
+                 body: bytes = b"") -> None:
+        """:meth:`startResponse` with the headers already encoded (``Name: value\\r\\n`` lines).
+
+        ``body``, if given, goes out in the same write as the head (as :meth:`write`
+        would send it: dropped for HEAD, cut to ``contentLength``). The one way a
+        head is built: the general path and the cached ones answer the same bytes.
+        """
         assert not self.headersSent, "startResponse called twice"
         channel = self.channel
         self.code = code
         self.headersSent = True
         site = channel.site
-        head = [b"HTTP/1.1 %d %s\r\n" % (code, (reason or STATUS_REASONS.get(code, "Unknown")).encode("latin-1")),
-                b"Date: " + http_date() + b"\r\nServer: " + site.serverName + b"\r\n"]
-        bodiless = code in (204, 304) or 100 <= code < 200
-        if not bodiless:
-            if contentLength is not None:
-                self._remaining = contentLength
-                head.append(b"Content-Length: %d\r\n" % contentLength)
-            elif self.version == "1.1":
-                if self.method != "HEAD":
-                    self._chunked = True
-                    head.append(b"Transfer-Encoding: chunked\r\n")
-            else:
-                self.keepAlive = False
-        else:
+        head = [status_prefix(code, reason, site.serverName)]
+        if code in _BODILESS:
             self._remaining = 0
-        for name, value in headers:
-            head.append(f"{name}: {value}\r\n".encode("latin-1"))
-        for line in site.extraHeaderLines():
-            head.append(line)
+        elif contentLength is not None:
+            self._remaining = contentLength
+            head.append(b"Content-Length: %d\r\n" % contentLength)
+        elif self.version == "1.1":
+            if self.method != "HEAD":
+                self._chunked = True
+                head.append(b"Transfer-Encoding: chunked\r\n")
+        else:
+            self.keepAlive = False
+        head.append(encoded)
+        head.append(site.extraHeaderBlock())
         if not self.keepAlive or channel.draining:
             self.keepAlive = False
             head.append(b"Connection: close\r\n")
         elif self.version == "1.0":
             head.append(b"Connection: keep-alive\r\n")
         head.append(b"\r\n")
+        if body and not self._chunked:
+            remaining = self._remaining
+            if self.method != "HEAD" and remaining:
+                if len(body) > remaining:
+                    body = body[:remaining]
+                self._remaining = remaining - len(body)
+                self.sentLength += len(body)
+                head.append(body)
+            body = b""
         channel.send(b"".join(head))
+        if body:
+            self.write(body)
 
     def write(self, data: bytes) -> None:
         """Send part of the body (nothing for HEAD or a bodiless status)."""
@@ -207,8 +252,7 @@ class Request:
         hdrs = list(headers or [])
         if body or code not in (204, 304):
             hdrs.insert(0, ("Content-Type", contentType))
-        self.startResponse(code, hdrs, len(body))
-        self.write(body)
+        self.sendHead(code, encode_headers(hdrs), len(body), body=body)
         self.finish()
 
     def error(self, code: int, detail: str = "") -> None:
@@ -254,6 +298,8 @@ class HTTPChannel(Protocol):
         self._queue: deque[Request] = deque()  # complete, waiting their turn
         self._active: Request | None = None  # being answered
         self._timer: IDelayedCall | None = None
+        self._deadline: float | None = None  # when the armed timeout expires (None: disarmed)
+        self._client: Any = _UNKNOWN  # the peer, as (host, port) or None: asked once per connection
         self._paused = False
         self._header_bytes = 0
         self._header_count = 0
@@ -275,7 +321,7 @@ class HTTPChannel(Protocol):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost = True
-        self._cancel_timer()
+        self._cancel_timer(hard=True)
         active = self._active
         if active is not None and active._producer is not None:
             producer, active._producer = active._producer, None
@@ -307,30 +353,59 @@ class HTTPChannel(Protocol):
 
     def close(self) -> None:
         self._closing = True
-        self._cancel_timer()
+        self._cancel_timer(hard=True)
         if self.transport is not None:
             self.transport.loseConnection()
 
     def abort(self) -> None:
         self._closing = True
-        self._cancel_timer()
+        self._cancel_timer(hard=True)
         if self.transport is not None:
             self.transport.abortConnection()
 
     # -- timers -----------------------------------------------------------------
 
-    def _arm(self, seconds: float | None) -> None:
-        self._cancel_timer()
-        if seconds:
-            self._timer = self.site.clock().callLater(seconds, self._timed_out)
+    # One timeout is armed at a time, as a deadline. Re-arming it (twice a request on a
+    # keep-alive connection) only moves the deadline; the one delayed call, when it comes,
+    # goes back to sleep until the deadline if that moved later. A delayed call is
+    # scheduled anew only when the deadline moves earlier than it, or none is pending.
 
-    def _cancel_timer(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None and timer.active():
-            timer.cancel()
+    def _arm(self, seconds: float | None) -> None:
+        if not seconds:
+            self._deadline = None
+            return
+        clock = self.site.clock()
+        deadline = self._deadline = clock.seconds() + seconds
+        timer = self._timer
+        if timer is not None:
+            if timer.active() and timer.getTime() <= deadline:
+                return
+            self._cancel_timer(hard=True)
+            self._deadline = deadline
+        self._timer = clock.callLater(seconds, self._timer_fired)
+
+    def _cancel_timer(self, hard: bool = False) -> None:
+        """Disarm; ``hard`` also cancels the pending delayed call (the connection is going away)."""
+        self._deadline = None
+        if hard:
+            timer, self._timer = self._timer, None
+            if timer is not None and timer.active():
+                timer.cancel()
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        clock = self.site.clock()
+        left = deadline - clock.seconds()
+        if left > 0:
+            self._timer = clock.callLater(left, self._timer_fired)
+            return
+        self._deadline = None
+        self._timed_out()
 
     def _timed_out(self) -> None:
-        self._timer = None
         if self._active is not None:
             return
         if self._current is not None and self._header_count >= 0 and self._current.started:
@@ -440,7 +515,10 @@ class HTTPChannel(Protocol):
     def on_message_begin(self) -> None:
         req = self._current = Request(self)
         req.started = time.time()
-        req.client = self._peer()
+        client = self._client
+        if client is _UNKNOWN:
+            client = self._client = self._peer()
+        req.client = client
         self._header_bytes = 0
         self._header_count = 0
         self._url_len = 0
@@ -486,8 +564,19 @@ class HTTPChannel(Protocol):
             req.path = path
         else:
             raise _Refused(400, "bad request target")
-        lengths = [v for k, v in req.headers if k == b"content-length"]
-        te = [v for k, v in req.headers if k == b"transfer-encoding"]
+        lengths: list[bytes] = []
+        te: list[bytes] = []
+        hosts = 0
+        expect: bytes | None = None
+        for k, v in req.headers:
+            if k == b"host":
+                hosts += 1
+            elif k == b"content-length":
+                lengths.append(v)
+            elif k == b"transfer-encoding":
+                te.append(v)
+            elif k == b"expect":
+                expect = v
         if len(lengths) > 1:
             raise _Refused(400, "more than one Content-Length")
         if lengths and te:
@@ -499,8 +588,7 @@ class HTTPChannel(Protocol):
             if any(c != b"chunked" for c in codings) or len(codings) > 1:
                 raise _Refused(501, "unsupported transfer coding")
         if req.version == "1.1":
-            hosts = [v for k, v in req.headers if k == b"host"]
-            if len(hosts) != 1:
+            if hosts != 1:
                 raise _Refused(400, "an HTTP/1.1 request needs exactly one Host header")
         limit = self.site.maxRequestBody
         if lengths:
@@ -511,9 +599,8 @@ class HTTPChannel(Protocol):
             if limit is not None and declared > limit:
                 raise _Refused(413, f"the request body is larger than {limit} bytes")
         self._in_body = True
-        expect = req.getHeader("expect")
         if expect is not None:
-            if expect.strip().lower() != "100-continue":
+            if expect.strip().lower() != b"100-continue":
                 raise _Refused(417, "only 100-continue is understood")
             if req.version == "1.1":
                 req.expectContinue = True
@@ -536,8 +623,6 @@ class HTTPChannel(Protocol):
         self._current = None
         self._in_body = False
         if req.body is None:
-            import io
-
             req.body = io.BytesIO()
         else:
             req.body.seek(0)
@@ -553,7 +638,7 @@ class HTTPChannel(Protocol):
 
     def _dispatch_one(self, req: Request) -> None:
         self._active = req
-        self._cancel_timer()
+        self._deadline = None  # no timeout while the request is answered
         if self.draining:
             req.keepAlive = False
         try:
@@ -585,7 +670,11 @@ class HTTPChannel(Protocol):
         self._current = None
         req.keepAlive = False
         req.method = req.method or "GET"
-        req.client = req.client or self._peer()
+        if req.client is None:
+            client = self._client
+            if client is _UNKNOWN:
+                client = self._client = self._peer()
+            req.client = client
         req.target = req.target or b"-"
         if req.body is not None:
             req.body.close()

@@ -92,7 +92,7 @@ class Site(Factory):
     def _init_transient(self) -> None:
         self._reactor: IReactorTime | None = None
         self._logfile: Any = None
-        self._header_cache: tuple[list[tuple[str, str]], list[bytes]] | None = None
+        self._header_cache: tuple[list[tuple[str, str]], list[bytes], bytes] | None = None
         self.serverName = b"tapster/" + __version__.encode("ascii")
 
     def __getstate__(self) -> dict[str, object]:
@@ -132,6 +132,14 @@ class Site(Factory):
         self.headers.append(check_header(name, value))
 
     def extraHeaderLines(self) -> list[bytes]:
+        """The site's extra headers, encoded (checked again: they may have been changed live)."""
+        return self._extra_headers()[1]
+
+    def extraHeaderBlock(self) -> bytes:
+        """:meth:`extraHeaderLines` joined, as they go into every response head."""
+        return self._extra_headers()[2]
+
+    def _extra_headers(self) -> tuple[list[tuple[str, str]], list[bytes], bytes]:
         cache = self._header_cache
         headers = self.headers
         if cache is None or cache[0] != headers:
@@ -143,8 +151,8 @@ class Site(Factory):
                     _log.warning("web: header %r not sent: %s", name, e)
                     continue
                 lines.append(f"{n}: {v}\r\n".encode("latin-1"))
-            cache = self._header_cache = (list(headers), lines)
-        return cache[1]
+            cache = self._header_cache = (list(headers), lines, b"".join(lines))
+        return cache
 
     def handle(self, request: Request) -> None:
         self.resource.render(request)
@@ -177,12 +185,17 @@ class Site(Factory):
             _access.info("%s", line)
 
 
+_NEEDS_QUOTING = re.compile(r'[^\x20-\x7e]|["\\]')
+
+
 def _quote(value: bytes | str | None) -> str:
     """A header or request line as it may appear between quotes in a log line (control bytes escaped)."""
     if value is None:
         return "-"
     if isinstance(value, bytes):
         value = value.decode("latin-1")
+    if _NEEDS_QUOTING.search(value) is None:
+        return value  # printable ASCII without quotes or backslashes: the usual case, as is
     out = []
     for ch in value:
         if ch == '"' or ch == "\\":
@@ -194,10 +207,16 @@ def _quote(value: bytes | str | None) -> str:
     return "".join(out)
 
 
+_stamp_cache: list[Any] = [None, ""]
+
+
 def combined_log_line(request: Request) -> str:
     """One line of the combined log format (Apache's and nginx's)."""
     host = request.client[0] if request.client else "-"
-    stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(request.started or time.time()))
+    second = int(request.started or time.time())
+    if _stamp_cache[0] != second:
+        _stamp_cache[:] = [second, time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))]
+    stamp = _stamp_cache[1]
     line = f"{request.method} {request.target.decode('latin-1')} HTTP/{request.version}"
     size = str(request.sentLength) if request.sentLength else "-"
     return (f'{host} - - [{stamp}] "{_quote(line)}" {request.code} {size} '

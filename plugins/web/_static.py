@@ -13,6 +13,28 @@
   honoured), an unsatisfiable one 416; several ranges get the whole file.
 * The body is streamed by a pull producer in 64 KiB reads: the transport asks
   for more only when its buffer has room, so a slow reader costs one buffer.
+  A body of at most 64 KiB is read at once and sent in the same write as the head.
+
+Small files are kept in memory (:class:`_Entry`: the resolved path, the
+validators, the encoded head, the bytes), per ``File`` and per request path,
+up to ``CACHE_FILE_MAX`` bytes a file, ``CACHE_ENTRIES`` files and
+``CACHE_BYTES`` in all. How it stays correct when files change:
+
+* every hit stats the resolved path and is served only if device, inode,
+  size, mtime and ctime (nanoseconds) are those of the file the bytes were read
+  from; any write, truncation, rename over, ``touch`` or ``chmod`` changes one
+  of them (ctime cannot be set back), and the request takes the general path;
+* a file changed less than ``CACHE_RACY`` seconds before it is read is not kept
+  (a change within the clock tick of the read could leave mtime and ctime as
+  they were: git's "racily clean" rule);
+* the path's resolution (symlinks, index files) is trusted for ``CACHE_TTL``
+  seconds, then done again: a symlink re-pointed, an index file added, are seen
+  within a second. A hit always names the very inode that was inside the root
+  when resolved, so the cache never serves a file from outside it;
+* changing ``path``, ``indexNames``, ``defaultType`` or ``mimeTypes`` (live,
+  from the console) empties the cache before the next request is answered;
+* conditional and range requests, HEAD included, use the cached resolution
+  but are answered by the general code.
 """
 
 from __future__ import annotations
@@ -21,10 +43,12 @@ import html
 import mimetypes
 import os
 import stat
+import time
 import urllib.parse
 from email.utils import formatdate, parsedate_to_datetime
 from typing import TYPE_CHECKING
 
+from tapster.plugins.web._http import encode_headers
 from tapster.plugins.web._site import Resource
 
 if TYPE_CHECKING:
@@ -34,6 +58,32 @@ if TYPE_CHECKING:
 __all__ = ["File", "FileProducer", "parse_range"]
 
 READ_SIZE = 65536
+CACHE_FILE_MAX = 65536  # bytes: larger files are read from disk for each request
+CACHE_ENTRIES = 1024
+CACHE_BYTES = 16 << 20
+CACHE_TTL = 1.0  # seconds a cached resolution (symlinks, index file) is trusted
+CACHE_RACY = 2.0  # seconds: a file changed more recently than this is not kept
+_CONDITIONAL = frozenset({b"if-none-match", b"if-modified-since", b"range", b"if-range"})
+
+
+class _Entry:
+    """A small file kept in memory: what a 200 answer needs, and how to tell it is still the file."""
+
+    __slots__ = ("real", "checked", "ident", "head", "content")
+
+    def __init__(self, real: str, checked: float, ident: tuple[int, ...], head: bytes, content: bytes) -> None:
+        self.real = real
+        self.checked = checked
+        self.ident = ident
+        self.head = head
+        self.content = content
+
+
+_now = time.time  # the wall clock the racy rule compares file times with (tests move it)
+
+
+def _ident(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
@@ -121,6 +171,11 @@ class FileProducer:
 class File(Resource):
     """Serves the file or directory tree at ``path`` (change ``path`` live: the next request uses it)."""
 
+    # The cache of small files: process-specific, created on first use, never saved.
+    _cache: dict[bytes, _Entry] | None = None
+    _cache_bytes = 0
+    _cache_config: tuple[str, list[str], str, dict[str, str]] | None = None
+
     def __init__(self, path: str, *, indexNames: list[str] | None = None, defaultType: str = "application/octet-stream",
                  directoryListing: bool = False, mimeTypes: dict[str, str] | None = None) -> None:
         self.path = path
@@ -131,6 +186,72 @@ class File(Resource):
 
     def __repr__(self) -> str:
         return f"<File {self.path!r}>"
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        for key in ("_cache", "_cache_bytes", "_cache_config"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+
+    # -- the cache of small files ----------------------------------------------
+
+    def _config_unchanged(self) -> bool:
+        """The configuration is the one the cached entries were resolved under."""
+        config = self._cache_config
+        return config is not None and (config[0] == self.path and config[1] == self.indexNames
+                                       and config[2] == self.defaultType and config[3] == self.mimeTypes)
+
+    def _cached(self, request: Request, entry: _Entry, raw: bytes) -> bool:
+        """Answer from ``entry`` if it still describes the file; False: take the general path."""
+        if not self._config_unchanged():
+            self._cache_clear()
+            return False
+        if time.monotonic() - entry.checked > CACHE_TTL:
+            self._cache_drop(raw)
+            return False
+        try:
+            st = os.stat(entry.real)
+        except OSError:
+            self._cache_drop(raw)
+            return False
+        if _ident(st) != entry.ident:
+            self._cache_drop(raw)
+            return False
+        for name, _ in request.headers:
+            if name in _CONDITIONAL:
+                self._serve(request, entry.real)
+                return True
+        content = entry.content
+        request.sendHead(200, entry.head, len(content), body=content)
+        request.finish()
+        return True
+
+    def _cache_put(self, raw: bytes, entry: _Entry) -> None:
+        cache = self._cache
+        if cache is None or not self._config_unchanged():
+            cache = self._cache = {}
+            self._cache_bytes = 0
+            self._cache_config = (self.path, list(self.indexNames), self.defaultType, dict(self.mimeTypes))
+        self._cache_drop(raw)
+        size = len(entry.content)
+        while cache and (len(cache) >= CACHE_ENTRIES or self._cache_bytes + size > CACHE_BYTES):
+            self._cache_drop(next(iter(cache)))  # the oldest first
+        cache[raw] = entry
+        self._cache_bytes += size
+
+    def _cache_drop(self, raw: bytes) -> None:
+        cache = self._cache
+        entry = cache.pop(raw, None) if cache is not None else None
+        if entry is not None:
+            self._cache_bytes -= len(entry.content)
+
+    def _cache_clear(self) -> None:
+        self._cache = None
+        self._cache_bytes = 0
+        self._cache_config = None
 
     # -- finding the file ------------------------------------------------------
 
@@ -155,6 +276,11 @@ class File(Resource):
             request.respond(405, b"", headers=[("Allow", "GET, HEAD")])
             return
         raw = request.path
+        cache = self._cache
+        if cache:
+            entry = cache.get(raw)
+            if entry is not None and self._cached(request, entry, raw):
+                return
         if b"%00" in raw or b"\x00" in raw:
             request.error(404)
             return
@@ -186,7 +312,7 @@ class File(Resource):
             for name in self.indexNames:
                 index = os.path.join(real, name)
                 if os.path.isfile(index) and os.path.realpath(index).startswith(root.rstrip(os.sep) + os.sep):
-                    self._serve(request, os.path.realpath(index))
+                    self._serve(request, os.path.realpath(index), raw)
                     return
             if self.directoryListing:
                 self._listing(request, real, raw)
@@ -196,7 +322,7 @@ class File(Resource):
         if not stat.S_ISREG(st.st_mode):
             request.error(403)
             return
-        self._serve(request, real)
+        self._serve(request, real, raw)
 
     def contentType(self, path: str) -> str:
         ext = os.path.splitext(path)[1].lower()
@@ -211,7 +337,8 @@ class File(Resource):
 
     # -- answering -------------------------------------------------------------
 
-    def _serve(self, request: Request, path: str) -> None:
+    def _serve(self, request: Request, path: str, raw: bytes | None = None) -> None:
+        """Answer with the file at ``path`` (resolved and checked); ``raw``: the request path, to cache it."""
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
@@ -226,7 +353,7 @@ class File(Resource):
                 os.close(fd)
                 request.error(403)
                 return
-            self._answer(request, path, fd, st)
+            self._answer(request, path, fd, st, raw)
         except BaseException:
             try:
                 os.close(fd)
@@ -234,7 +361,7 @@ class File(Resource):
                 pass
             raise
 
-    def _answer(self, request: Request, path: str, fd: int, st: os.stat_result) -> None:
+    def _answer(self, request: Request, path: str, fd: int, st: os.stat_result, raw: bytes | None) -> None:
         size = st.st_size
         etag = f'"{int(st.st_mtime):x}-{size:x}"'
         mtime = int(st.st_mtime)
@@ -262,12 +389,28 @@ class File(Resource):
                 headers.append(("Content-Range", f"bytes {first}-{last}/{size}"))
         count = last - first + 1 if size else 0
         headers.insert(0, ("Content-Type", ctype))
-        request.startResponse(code, headers, count)
+        encoded = encode_headers(headers)
         if request.method == "HEAD" or count == 0:
             os.close(fd)
+            request.sendHead(code, encoded, count)
             request.finish()
             return
-        FileProducer(request, fd, first, count).start()
+        if count > READ_SIZE:
+            request.sendHead(code, encoded, count)
+            FileProducer(request, fd, first, count).start()
+            return
+        # Small: read at once, sent with the head (fewer bytes than announced: finish aborts).
+        try:
+            data = os.pread(fd, count, first)
+        except OSError:
+            data = b""
+        finally:
+            os.close(fd)
+        if (raw is not None and code == 200 and len(data) == size and size <= CACHE_FILE_MAX
+                and _now() - max(st.st_mtime, st.st_ctime) > CACHE_RACY):
+            self._cache_put(raw, _Entry(path, time.monotonic(), _ident(st), encoded, data))
+        request.sendHead(code, encoded, count, body=data)
+        request.finish()
 
     def _listing(self, request: Request, directory: str, raw: bytes) -> None:
         try:

@@ -20,6 +20,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from tapster.plugins.web._http import encode_headers
 from tapster.plugins.web._site import Resource, WebError, check_header
 
 if TYPE_CHECKING:
@@ -276,6 +277,9 @@ class _Call:
         result: Iterable[bytes] | None = None
         try:
             result = self.app(self.environ, self.start_response)
+            if (isinstance(result, (list, tuple)) and len(result) == 1 and not self.started
+                    and self.status is not None and self._whole(result)):
+                return
             if self.length is None and isinstance(result, (list, tuple)) and len(result) == 1 and not self.started:
                 self.length = len(result[0])
             for chunk in result:
@@ -304,7 +308,35 @@ class _Call:
 
                     _log.exception("web: the WSGI result's close() raised")
 
+    def _whole(self, result: list[bytes] | tuple[bytes, ...]) -> bool:
+        """The usual answer, one body (or none) in a list: head, body and end in one call to the reactor.
+
+        False (nothing done) when the general path must take it: a chunk that is not
+        bytes (it raises there), or the client not reading (flow control waits there).
+        """
+        body = result[0]
+        if type(body) is not bytes:
+            return False
+        with self.cond:
+            if self.paused or self.lost:
+                return False
+        self.started = True
+        assert self.status is not None
+        code, reason = self.status
+        length = self.length if self.length is not None else len(body)
+        self.reactor.callFromThread(self._answer, code, reason, self.headers, length, body)  # type: ignore[attr-defined]
+        return True
+
     # -- back in the reactor thread --------------------------------------------------
+
+    def _answer(self, code: int, reason: str, headers: list[tuple[str, str]], length: int, body: bytes) -> None:
+        request = self.request
+        if request._producer is self:
+            request.unregisterProducer()
+        if request.disconnected or request.headersSent:
+            return
+        request.sendHead(code, encode_headers(headers), length, reason=reason or None, body=body)
+        request.finish()
 
     def _start(self, code: int, reason: str, headers: list[tuple[str, str]], length: int | None) -> None:
         if not self.request.disconnected and not self.request.headersSent:

@@ -74,7 +74,15 @@ if TYPE_CHECKING:
         IReactorTCP,
         IReactorUNIX,
     )
-    from tapster.core.internet import SSLClient, SSLServer, TCPClient, TCPServer, UNIXClient, UNIXServer
+    from tapster.core.internet import (
+        SSLClient,
+        SSLServer,
+        StreamServerEndpointService,
+        TCPClient,
+        TCPServer,
+        UNIXClient,
+        UNIXServer,
+    )
     from tapster.core.protocol import ClientFactory
     from tapster.core.protocol import Protocol as _Protocol
 
@@ -95,12 +103,14 @@ __all__ = [
     "TCP6ServerEndpoint",
     "UNIXServerEndpoint",
     "SSL4ServerEndpoint",
+    "AdoptedStreamServerEndpoint",
+    "SystemdServerEndpoint",
     "TCP4ClientEndpoint",
     "UNIXClientEndpoint",
     "SSL4ClientEndpoint",
 ]
 
-KINDS = ("tcp", "tcp6", "unix", "ssl")
+KINDS = ("tcp", "tcp6", "unix", "ssl", "systemd", "fd")
 """The server kinds :func:`parse` knows, in the order error messages list them."""
 
 _CLIENT_KINDS = ("tcp", "unix", "ssl")
@@ -110,7 +120,12 @@ _EXAMPLES = {
     "tcp6": "tcp6:8007:interface=\\:\\:1",
     "unix": "unix:/run/app.sock",
     "ssl": "ssl:8443:privateKey=server.key:certKey=server.crt",
+    "systemd": "systemd:name=web",
+    "fd": "fd:3",
 }
+#: Kinds whose socket is passed to the process (socket activation) instead of bound by it.
+ADOPTED_KINDS = ("systemd", "fd")
+_DOMAINS = {"INET": "AF_INET", "INET6": "AF_INET6", "UNIX": "AF_UNIX"}
 _CLIENT_EXAMPLES = {
     "tcp": "tcp:host=example.com:port=80",
     "unix": "unix:path=/run/app.sock",
@@ -349,11 +364,45 @@ def _parse_ssl(description: str, kind: str, fields: list[_Field]) -> Parsed:
     }
 
 
+def _domain(description: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.upper() not in _DOMAINS:
+        raise EndpointError(description, f"domain={value!r}: use INET, INET6 or UNIX")
+    return value.upper()
+
+
+def _parse_systemd(description: str, kind: str, fields: list[_Field]) -> Parsed:
+    """``systemd:name=web`` or ``systemd:index=0`` (Twisted's ``systemd:domain=INET:index=0`` too)."""
+    values = _bind(description, kind, fields, (), ("name", "index", "domain"))
+    name, index = values.get("name"), values.get("index")
+    if (name is None) == (index is None):
+        raise EndpointError(description, "give name=NAME (FileDescriptorName= of the socket unit) or index=N, "
+                                         "e.g. systemd:name=web")
+    if index is not None and not index.isdigit():
+        raise EndpointError(description, f"index {index!r} is not a number (0 is the first socket passed)")
+    if name is not None and (not name or len(name) > 255 or ":" in name):
+        raise EndpointError(description, "name= must be 1 to 255 characters, without ':'")
+    return kind, (), {"name": name, "index": None if index is None else int(index),
+                      "domain": _domain(description, values.get("domain"))}
+
+
+def _parse_fd(description: str, kind: str, fields: list[_Field]) -> Parsed:
+    """``fd:N``: listen on inherited descriptor N (``fd:fileno=N:domain=INET`` also reads)."""
+    values = _bind(description, kind, fields, ("fileno",), ("fileno", "domain"))
+    fileno = _required(description, values, "fileno", "descriptor number", _EXAMPLES["fd"])
+    if not fileno.isdigit() or int(fileno) < 3 or int(fileno) > 1 << 20:
+        raise EndpointError(description, f"descriptor {fileno!r} is not a number of 3 or more (0-2 are stdio)")
+    return kind, (int(fileno),), {"domain": _domain(description, values.get("domain"))}
+
+
 _SERVER_PARSERS: dict[str, Callable[[str, str, list[_Field]], Parsed]] = {
     "tcp": _parse_tcp,
     "tcp6": _parse_tcp,
     "unix": _parse_unix,
     "ssl": _parse_ssl,
+    "systemd": _parse_systemd,
+    "fd": _parse_fd,
 }
 
 
@@ -436,19 +485,24 @@ def _parsed(description: str | bytes | int | Parsed) -> Parsed:
 
 
 def service(description: str | bytes | int | Parsed, factory: IProtocolFactory,
-            reactor: _StreamReactor | None = None) -> TCPServer | UNIXServer | SSLServer:
+            reactor: _StreamReactor | None = None) -> TCPServer | UNIXServer | SSLServer | StreamServerEndpointService:
     """The service for a server description, not started: Twisted's ``strports.service``.
 
     ``tcp``/``tcp6`` give a :class:`tapster.core.internet.TCPServer` (IPv6 when the
     interface is an IPv6 address), ``unix`` a ``UNIXServer``, ``ssl`` an
     ``SSLServer`` holding a picklable
-    :class:`tapster.core.ssl.DefaultOpenSSLContextFactory`. ``description`` may also
-    be what :func:`parse` returned. ``reactor`` (default: the shared one when
-    the service starts) is set on the service.
+    :class:`tapster.core.ssl.DefaultOpenSSLContextFactory`; ``systemd`` and
+    ``fd`` (sockets passed to the process) a ``StreamServerEndpointService``
+    that adopts the socket when it starts. ``description`` may also be what
+    :func:`parse` returned. ``reactor`` (default: the shared one when the
+    service starts) is set on the service.
     """
     from tapster.core import internet
 
     kind, args, kw = _parsed(description)
+    if kind in ADOPTED_KINDS:
+        endpoint = serverFromString(reactor, _render_parsed((kind, args, kw)))
+        return internet.StreamServerEndpointService(endpoint, factory)
     svc: TCPServer | UNIXServer | SSLServer
     if kind in ("tcp", "tcp6"):
         svc = internet.TCPServer(args[0], factory, backlog=kw["backlog"], interface=kw["interface"])
@@ -475,6 +529,12 @@ def _render(kind: str, positional: list[object], keywords: list[tuple[str, objec
 def _render_parsed(parsed: Parsed) -> str:
     kind, args, kw = parsed
     keywords: list[tuple[str, object]] = []
+    if kind in ADOPTED_KINDS:
+        if kind == "systemd":
+            keywords.append(("name", kw["name"]) if kw.get("name") is not None else ("index", kw["index"]))
+        if kw.get("domain"):
+            keywords.append(("domain", kw["domain"]))
+        return _render(kind, list(args), keywords)
     if kind == "unix":
         if kw.get("mode", _DEFAULT_MODE) != _DEFAULT_MODE:
             keywords.append(("mode", f"{kw['mode']:o}"))
@@ -561,6 +621,12 @@ def _describe_service(svc: object) -> str:
 def _describe_endpoint(endpoint: _ServerEndpoint | _ClientEndpoint) -> str:
     """The description of one of this module's endpoint objects (what ``*FromString`` turns back into it)."""
     args, kw = endpoint._args, endpoint._kwargs
+    if isinstance(endpoint, SystemdServerEndpoint):
+        return _render_parsed(("systemd", (), {"name": kw["name"], "index": kw["index"],
+                                               "domain": kw["addressFamily"]}))
+    if isinstance(endpoint, AdoptedStreamServerEndpoint):
+        family = kw.get("addressFamily")
+        return _render_parsed(("fd", (args[0],), {"domain": family if isinstance(family, str) else None}))
     if isinstance(endpoint, (TCP4ServerEndpoint, TCP6ServerEndpoint)):
         kind = "tcp6" if isinstance(endpoint, TCP6ServerEndpoint) else "tcp"
         return _render_parsed((kind, (args[0],), {"interface": kw["interface"], "backlog": kw["backlog"]}))
@@ -692,6 +758,83 @@ class SSL4ServerEndpoint(_ServerEndpoint):
         super().__init__(reactor, port, sslContextFactory, backlog=backlog, interface=interface)
 
 
+class AdoptedStreamServerEndpoint(_ServerEndpoint):
+    """``AdoptedStreamServerEndpoint(reactor, fileno, addressFamily)``: serve the inherited listening socket ``fileno``.
+
+    Twisted's class of the same name; ``addressFamily`` may also be None (any)
+    or a domain name (``INET``, ``INET6``, ``UNIX``). The descriptor is checked
+    when listening (a listening stream socket of that family) and duplicated:
+    the process keeps the original, so a service stopped and started again,
+    or a reload, can adopt it again.
+    """
+
+    def __init__(self, reactor: object, fileno: int, addressFamily: int | str | None = None) -> None:
+        super().__init__(reactor, fileno, addressFamily=addressFamily)
+
+    def _socket(self) -> socket.socket:
+        import socket as _socket
+
+        from tapster.core.systemd import adoptDescriptor
+
+        fileno = self._args[0]
+        assert isinstance(fileno, int)
+        return adoptDescriptor(fileno, _socket.SOCK_STREAM)
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        """Adopt the socket now; the Deferred has the port, or an InheritedSocketError failure."""
+        import socket as _socket
+
+        from tapster.core.defer import fail, succeed
+        from tapster.core.errors import InheritedSocketError
+
+        try:
+            sock = self._socket()
+            try:
+                wanted = self._kwargs.get("addressFamily")
+                family = int(getattr(_socket, _DOMAINS[wanted])) if isinstance(wanted, str) else wanted
+                if isinstance(family, int) and sock.family != family:
+                    raise InheritedSocketError(
+                        f"{self._what()} is an {_socket.AddressFamily(sock.family).name} socket, not "
+                        f"{_socket.AddressFamily(family).name}: check the socket unit")
+                reactor: Any = _reactor(self._reactor)  # Any: the shared reactor or a porter's, duck-typed
+                port: IListeningPort = reactor.adoptStreamPort(sock.fileno(), sock.family, protocolFactory)
+            finally:
+                sock.close()  # adoptStreamPort keeps a duplicate
+        except Exception:
+            return fail()
+        return succeed(port)
+
+    def _what(self) -> str:
+        return f"descriptor {self._args[0]}"
+
+
+class SystemdServerEndpoint(AdoptedStreamServerEndpoint):
+    """``systemd:name=web`` / ``systemd:index=0``: a socket passed by systemd's socket activation.
+
+    Resolved when listening (twistd reads ``$LISTEN_FDS`` once at start, see
+    :mod:`tapster.core.systemd`), so a saved application names the socket,
+    not a descriptor number that means nothing on the next start.
+    """
+
+    def __init__(self, reactor: object, name: str | None = None, index: int | None = None,
+                 domain: str | None = None) -> None:
+        _ServerEndpoint.__init__(self, reactor, name=name, index=index, addressFamily=domain)
+
+    def _socket(self) -> socket.socket:
+        import socket as _socket
+
+        from tapster.core.systemd import adopt
+
+        name, index = self._kwargs.get("name"), self._kwargs.get("index")
+        assert name is None or isinstance(name, str)
+        assert index is None or isinstance(index, int)
+        return adopt(name=name, index=index, kind=_socket.SOCK_STREAM)
+
+    def _what(self) -> str:
+        name = self._kwargs.get("name")
+        return f"systemd socket {name!r}" if name is not None else f"systemd socket {self._kwargs.get('index')}"
+
+
 def serverFromString(reactor: _StreamReactor | None, description: str) -> _ServerEndpoint:
     """The server endpoint for ``description`` (``None`` reactor: the shared one, when listening).
 
@@ -699,6 +842,10 @@ def serverFromString(reactor: _StreamReactor | None, description: str) -> _Serve
     Twisted; tapster binds at once, so it has already fired.
     """
     kind, args, kw = parse(description)
+    if kind == "systemd":
+        return SystemdServerEndpoint(reactor, name=kw["name"], index=kw["index"], domain=kw["domain"])
+    if kind == "fd":
+        return AdoptedStreamServerEndpoint(reactor, args[0], kw["domain"])
     if kind == "tcp":
         return TCP4ServerEndpoint(reactor, args[0], kw["backlog"], kw["interface"])
     if kind == "tcp6":
@@ -845,7 +992,7 @@ def clientFromString(reactor: _StreamReactor | None, description: str) -> _Clien
 
 
 def listeningSocket(description: str) -> socket.socket:
-    """A non-blocking stream socket bound and listening now, as ``description`` (tcp, tcp6, unix) says.
+    """A non-blocking stream socket listening now, as ``description`` (tcp, tcp6, unix, systemd, fd) says.
 
     For servers that are not Protocols on the reactor (an SSH library that
     serves on a socket handed to it, a thread pool of a WSGI server): the same
@@ -864,6 +1011,12 @@ def listeningSocket(description: str) -> socket.socket:
         return bind_unix(socket.SOCK_STREAM, args[0], kw["backlog"], kw["mode"])
     if kind in ("tcp", "tcp6"):
         return bind_inet(socket.SOCK_STREAM, kw["interface"], args[0], kw["backlog"])
+    if kind in ADOPTED_KINDS:  # systemd:name=... or fd:N: the socket passed to the process
+        from tapster.core import systemd
+
+        if kind == "fd":
+            return systemd.adoptDescriptor(args[0], socket.SOCK_STREAM)
+        return systemd.adopt(name=kw["name"], index=kw["index"], kind=socket.SOCK_STREAM)
     raise EndpointError(
         description, f"{kind}: endpoints cannot be bound as a plain listening socket: use tcp, tcp6 or unix"
     )

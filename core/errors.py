@@ -7,6 +7,7 @@ The hierarchy, drawn once here so that callers know what to catch::
     ├── EndpointError                 a malformed endpoint description (also a ValueError)
     ├── TLSContextError               a TLS key or certificate cannot be used
     ├── CannotListenError             bind/listen failed; names the address and the OS reason
+    ├── InheritedSocketError          a socket passed by systemd (LISTEN_FDS) is missing or of the wrong kind
     ├── ConnectError                  an outgoing connection failed
     │   ├── ConnectionRefusedError
     │   ├── DNSLookupError
@@ -54,6 +55,7 @@ __all__ = [
     "StringTooLongError",
     "NetstringParseError",
     "CannotListenError",
+    "InheritedSocketError",
     "ConnectError",
     "ConnectionRefusedError",
     "DNSLookupError",
@@ -118,6 +120,10 @@ class StringTooLongError(TapsterError, AssertionError):
 
 class NetstringParseError(TapsterError, ValueError):
     """The peer sent something that is not a netstring (kept for Twisted compatibility)."""
+
+
+class InheritedSocketError(TapsterError):
+    """A socket the process was told to adopt (systemd's LISTEN_FDS, ``fd:N``) is not there or not of its kind."""
 
 
 class CannotListenError(TapsterError):

@@ -173,7 +173,9 @@ def prebindListeningPorts(application: object) -> list[str]:
         if endpoint_service or isinstance(service, (internet.TCPServer, internet.SSLServer, internet.UNIXServer)):
             description = endpoints.describe(service)
             kind, args, kw = endpoints.parse(description)
-            if kind == "unix":
+            if kind in endpoints.ADOPTED_KINDS:  # passed by systemd: forked workers inherit it as it is
+                bound.append(description)
+            elif kind == "unix":
                 sock = ports.bind_unix(socket.SOCK_STREAM, args[0], kw["backlog"], kw["mode"])
                 ports.provide_socket(ports.unix_key(args[0]), sock)
             else:

@@ -23,17 +23,13 @@ import stat
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 
-from tapster.core.errors import TapsterError
+from tapster.core.errors import InheritedSocketError
 
 __all__ = ["InheritedSocket", "InheritedSocketError", "readEnvironment", "inherited", "adopt", "adoptDescriptor",
            "LISTEN_FDS_START"]
 
 #: The first descriptor systemd passes.
 LISTEN_FDS_START = 3
-
-
-class InheritedSocketError(TapsterError):
-    """A socket the process was told to adopt is not there or not of the right kind."""
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ def check_package_options(opts: Any) -> None:
         raise usage.UsageError(f"--output-dir {opts['output-dir']}: no such directory")
 
 
-def stage_runtime(opts: Any, deployment: Deployment, stage: str, python: str) -> bool:
+def stage_runtime(opts: Any, deployment: Deployment, stage: str, python: str, compile: bool = False) -> bool:
     """Build ``/opt/<app>`` inside ``stage``; returns whether it holds native code."""
     prefix = f"/opt/{deployment.name}"
     with tempfile.TemporaryDirectory(prefix="tapster-wheels-") as scratch:
@@ -110,7 +110,7 @@ def stage_runtime(opts: Any, deployment: Deployment, stage: str, python: str) ->
             wheelhouse = scratch
             _packaging.build_wheelhouse(deployment.distributions, wheelhouse)
         _packaging.stage_venv(stage, prefix, python, os.path.abspath(wheelhouse), deployment.distributions,
-                              compile=False)
+                              compile=compile)
     return _packaging.is_native(stage, prefix)
 
 

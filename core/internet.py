@@ -488,6 +488,8 @@ class StreamServerEndpointService(Service):
 
     def privilegedStartService(self) -> None:
         Service.privilegedStartService(self)
+        if self._waitingForPort is not None:  # listening already (twistd's reload handed a port over)
+            return
         from tapster.core.defer import CancelledError, Deferred, maybeDeferred
 
         waiting: Deferred[Any] = maybeDeferred(self.endpoint.listen, self.factory)

@@ -14,7 +14,8 @@ The rule: **validate everything, then change as little as possible**.
    one that differs is **replaced**; one no longer in the file is **stopped**
    (gracefully: it drains); a new one is **started**.
 3. Bind every new listening address before anything changes. A listening
-   server in a replaced or stopped service that sits on the same address as
+   server (TCP, UNIX, SSL, or an endpoint service: a socket systemd passed
+   too) in a replaced or stopped service that sits on the same address as
    one in the new tree hands its socket over: the new factory serves the next
    connection, the old factory's connections finish as they would have, and
    no connection is ever refused. Any failure (a port in use, a service whose
@@ -101,7 +102,8 @@ def snapshots(application: MultiService) -> dict[str, bytes | None]:
 
 def _servers(service: IService) -> Iterator[Any]:  # Any: core.internet's listening servers, by duck type
     """The stream servers (TCP, UNIX, SSL) in a subtree: what can hand a listening socket over."""
-    if isinstance(service, (internet.TCPServer, internet.UNIXServer, internet.SSLServer)):
+    if isinstance(service, (internet.TCPServer, internet.UNIXServer, internet.SSLServer,
+                            internet.StreamServerEndpointService)):
         yield service
     for child in getattr(service, "services", ()):
         yield from _servers(child)
@@ -119,12 +121,30 @@ def _set_parent(service: IService, parent: IServiceCollection | None) -> None:
     service.parent = parent  # type: ignore[misc]  # IService's parent is a read-only property for typing only
 
 
+def _port_of(server: Any) -> Any:
+    """The listening port a server holds now, or None."""
+    if isinstance(server, internet.StreamServerEndpointService):
+        waiting = server._waitingForPort
+        return waiting.result if server._listening() else None
+    return server._port
+
+
+def _give_port(server: Any, port: Any) -> None:
+    """Make ``server`` hold ``port`` (None: nothing), as if it had listened itself."""
+    if isinstance(server, internet.StreamServerEndpointService):
+        from tapster.core.defer import succeed
+
+        server._waitingForPort = None if port is None else succeed(port)
+    else:
+        server._port = port
+
+
 class _Handover:
     """One listening socket moving from an old server to a new one (and back, on undo)."""
 
     def __init__(self, old: Any, new: Any) -> None:
         self.old, self.new = old, new
-        self.port = old._port
+        self.port = _port_of(old)
 
     def commit(self) -> None:
         port = self.port
@@ -132,7 +152,8 @@ class _Handover:
         new_factory.doStart()
         port.factory = new_factory
         old_factory.doStop()
-        self.old._port, self.new._port = None, port
+        _give_port(self.old, None)
+        _give_port(self.new, port)
 
     def undo(self) -> None:
         port = self.port
@@ -140,7 +161,8 @@ class _Handover:
         old_factory.doStart()
         port.factory = old_factory
         new_factory.doStop()
-        self.old._port, self.new._port = port, None
+        _give_port(self.new, None)
+        _give_port(self.old, port)
 
 
 class Reloader:
@@ -194,7 +216,7 @@ class Reloader:
         for old_service in leaving:
             for server in _servers(old_service):
                 address = _address(server)
-                if address is not None and getattr(server, "_port", None) is not None:
+                if address is not None and _port_of(server) is not None:
                     available.setdefault(address, server)
         handovers: list[_Handover] = []
         for _, _, incoming in changes:

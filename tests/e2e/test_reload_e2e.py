@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 
-from tests.e2e._e2e import free_port, nc, run, wait_for
+from tests.e2e._e2e import DEADLINE, command, free_port, nc, run, wait_for
 from tests.e2e._twistd_helpers import alive, daemons, tac  # noqa: F401  (daemons is a fixture)
 
 TAC = """\
@@ -180,3 +182,54 @@ def test_every_format_reloads_from_its_file(tmp_path: Path, daemons: list[int], 
     assert "1 replaced" in reloaded.stdout and "1 listening socket handed over" in reloaded.stdout
     assert nc(port) == b"after\r\n"
     stop(tmp_path, pid)
+
+
+STRPORTS_TAC = """\
+from tapster.core import strports
+from tapster.core.service import Application
+from tapster.plugins.qotd import QOTDFactory
+from tapster.plugins.quoters import StaticQuoter
+
+application = Application("endpoints")
+s = strports.service("tcp:{port}:interface=127.0.0.1", QOTDFactory(StaticQuoter({quote!r})))
+s.setName("q")
+s.setServiceParent(application)
+"""
+
+
+def test_an_endpoint_service_hands_its_socket_over(tmp_path: Path, daemons: list[int]) -> None:
+    port = free_port()
+    tac(tmp_path, "app.tac", STRPORTS_TAC.format(port=port, quote="one"))
+    pid = start(tmp_path, daemons)
+    assert nc(port) == b"one\r\n"
+    hammer = Hammer(port)
+    hammer.start()
+    wait_for(lambda: hammer.count >= 5, "clients to be served")
+    tac(tmp_path, "app.tac", STRPORTS_TAC.format(port=port, quote="two"))
+    reloaded = run("twistd", "--reload", "--pidfile", "app.pid", cwd=tmp_path)
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert "1 replaced" in reloaded.stdout and "1 listening socket handed over" in reloaded.stdout
+    done = hammer.count
+    wait_for(lambda: hammer.count >= done + 5, "clients after the reload")
+    hammer.done.set()
+    hammer.join(10)
+    assert hammer.refused == 0 and nc(port) == b"two\r\n"
+    stop(tmp_path, pid)
+
+
+def test_a_socket_activated_server_reloads_on_the_socket_systemd_passed(tmp_path: Path) -> None:
+    port = free_port()
+    assert run("mktap", "qotd", "-p", "systemd:name=qotd", "-s", "before", cwd=tmp_path).returncode == 0
+    exe = shutil.which("systemd-socket-activate") or "systemd-socket-activate"
+    proc = subprocess.Popen([exe, "-l", f"127.0.0.1:{port}", "--fdname=qotd", command("twistd"), "-n", "-o", "-f",
+                             "qotd.tap"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: nc(port) == b"before\r\n", "the activated twistd")
+        assert run("mktap", "qotd", "-p", "systemd:name=qotd", "-s", "after", cwd=tmp_path).returncode == 0
+        proc.send_signal(signal.SIGHUP)  # what systemctl reload sends (ExecReload=kill -HUP $MAINPID)
+        wait_for(lambda: nc(port) == b"after\r\n", "the reload on the passed socket")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 0, err
+    assert "1 listening socket handed over" in out

@@ -127,31 +127,29 @@ class Request:
     control. For HEAD, whatever would be the body is dropped.
     """
 
-    # Defaults at class level: a request sets only what differs (one request per response: less churn).
-    method = ""
-    target = b""
-    path = b""
-    query = b""
-    version = "1.1"
-    body: Any = None
-    bodyLength = 0
-    keepAlive = True
-    expectContinue = False
-    continued = False
-    client: tuple[str, int] | None = None
-    started = 0.0
-    # the answer
-    code = 0
-    sentLength = 0
-    headersSent = False
-    finished = False
-    _chunked = False
-    _remaining: int | None = None  # declared Content-Length still to send
-    _producer: Any = None
-
     def __init__(self, channel: HTTPChannel) -> None:
         self.channel = channel
         self.headers: list[tuple[bytes, bytes]] = []
+        self.method = ""
+        self.target = b""
+        self.path = b""
+        self.query = b""
+        self.version = "1.1"
+        self.body: Any = None
+        self.bodyLength = 0
+        self.keepAlive = True
+        self.expectContinue = False
+        self.continued = False
+        self.client: tuple[str, int] | None = None
+        self.started = 0.0
+        # the answer
+        self.code = 0
+        self.sentLength = 0
+        self.headersSent = False
+        self.finished = False
+        self._chunked = False
+        self._remaining: int | None = None  # declared Content-Length still to send
+        self._producer: Any = None
 
     # -- reading ----------------------------------------------------------------
 
@@ -300,6 +298,8 @@ class HTTPChannel(Protocol):
         self._timer: IDelayedCall | None = None
         self._deadline: float | None = None  # when the armed timeout expires (None: disarmed)
         self._client: Any = _UNKNOWN  # the peer, as (host, port) or None: asked once per connection
+        #: The part of a WSGI environ every request of this connection shares (built by _wsgi on first use).
+        self.wsgiEnviron: dict[str, Any] | None = None
         self._paused = False
         self._header_bytes = 0
         self._header_count = 0
@@ -461,7 +461,11 @@ class HTTPChannel(Protocol):
 
     def _feed(self) -> None:
         size = FEED_SLICE if self._in_body else FEED_SLICE_HEADERS
-        chunk, self._buffer = self._buffer[:size], self._buffer[size:]
+        chunk = self._buffer
+        if len(chunk) > size:
+            chunk, self._buffer = chunk[:size], chunk[size:]
+        else:
+            self._buffer = b""  # the usual case: one request, fed whole
         try:
             self.parser.feed_data(chunk)
         except _Refused as e:

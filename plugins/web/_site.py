@@ -219,5 +219,11 @@ def combined_log_line(request: Request) -> str:
     stamp = _stamp_cache[1]
     line = f"{request.method} {request.target.decode('latin-1')} HTTP/{request.version}"
     size = str(request.sentLength) if request.sentLength else "-"
-    return (f'{host} - - [{stamp}] "{_quote(line)}" {request.code} {size} '
-            f'"{_quote(request.getHeader("referer"))}" "{_quote(request.getHeader("user-agent"))}"')
+    referer = agent = None
+    for name, value in request.headers:  # the last of each, as getHeader gives
+        if name == b"user-agent":
+            agent = value
+        elif name == b"referer":
+            referer = value
+    return f'{host} - - [{stamp}] "{_quote(line)}" {request.code} {size} "{_quote(referer)}" "{_quote(agent)}"'
+

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import queue
 import sys
 import threading
 import urllib.parse
@@ -24,8 +25,6 @@ from tapster.plugins.web._http import encode_headers
 from tapster.plugins.web._site import Resource, WebError, check_header
 
 if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
-
     from tapster.plugins.web._http import Request
     from tapster.plugins.web._site import Site
 
@@ -61,6 +60,42 @@ def load_application(name: str) -> Callable[..., Any]:
     return obj
 
 
+class _Workers:
+    """``count`` threads running what :meth:`submit` gives them, in order: a thread pool without futures.
+
+    (concurrent.futures builds a Future, its Condition and a work item per call and
+    takes a semaphore per submit; a WSGI call reports through the reactor instead.)
+    """
+
+    def __init__(self, count: int, name: str) -> None:
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"{name}_{i}") for i in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[[], None]) -> None:
+        self._queue.put(fn)
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            fn = get()
+            if fn is None:
+                return
+            fn()  # _Call.run reports its own errors
+            del fn
+
+    def shutdown(self) -> None:
+        """Drop what has not started; each thread ends after its current call (nobody waits for it)."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        for _ in self._threads:
+            self._queue.put(None)
+
+
 class WSGIResource(Resource):
     """Serve the WSGI ``application`` with at most ``maxThreads`` requests running at a time."""
 
@@ -71,12 +106,13 @@ class WSGIResource(Resource):
 
     def _init_transient(self) -> None:
         self._resolved: tuple[object, Callable[..., Any]] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: _Workers | None = None
         self._lock = threading.Lock()
+        self._cond = threading.Condition()  # shared by the calls: flow control waits on it (rarely)
 
     def __getstate__(self) -> dict[str, object]:
         state = self.__dict__.copy()
-        for key in ("_resolved", "_executor", "_lock"):
+        for key in ("_resolved", "_executor", "_lock", "_cond"):
             state.pop(key, None)
         return state
 
@@ -99,13 +135,13 @@ class WSGIResource(Resource):
         self._resolved = (app, func)
         return func
 
-    def _pool(self) -> ThreadPoolExecutor:
+    def _pool(self) -> _Workers:
+        executor = self._executor
+        if executor is not None:
+            return executor
         with self._lock:
             if self._executor is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._executor = ThreadPoolExecutor(max_workers=max(1, int(self.maxThreads)),
-                                                    thread_name_prefix="tapster-wsgi")
+                self._executor = _Workers(max(1, int(self.maxThreads)), "tapster-wsgi")
             return self._executor
 
     def startService(self, site: Site) -> None:
@@ -115,7 +151,7 @@ class WSGIResource(Resource):
     def stopService(self, site: Site) -> None:
         executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+            executor.shutdown()
 
     def render(self, request: Request) -> None:
         try:
@@ -128,42 +164,50 @@ class WSGIResource(Resource):
             request.error(500)
             return
         environ = make_environ(request)
-        call = _Call(request, app, environ, request.channel.site)
+        call = _Call(request, app, environ, request.channel.site, self._cond)
         request.registerProducer(call, True)
         self._pool().submit(call.run)
 
 
+def _connection_environ(request: Request) -> dict[str, Any]:
+    """What every request of a connection shares in its environ (asked of the transport once)."""
+    channel = request.channel
+    base = channel.wsgiEnviron
+    if base is None or base["REMOTE_ADDR"] != (request.client[0] if request.client else ""):
+        transport = channel.transport
+        host = transport.getHost() if transport is not None else None
+        base = channel.wsgiEnviron = {
+            "SCRIPT_NAME": "",
+            "SERVER_NAME": str(getattr(host, "host", "localhost")),
+            "SERVER_PORT": str(getattr(host, "port", "80")),
+            "REMOTE_ADDR": request.client[0] if request.client else "",
+            "REMOTE_PORT": str(request.client[1]) if request.client else "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "https" if getattr(host, "type", "") == "SSL" else "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+        }
+    return base
+
+
 def make_environ(request: Request) -> dict[str, Any]:
-    transport = request.channel.transport
-    host = transport.getHost() if transport is not None else None
-    scheme = "https" if getattr(host, "type", "") == "SSL" else "http"
-    server_name = str(getattr(host, "host", "localhost"))
-    server_port = str(getattr(host, "port", "80"))
-    path = urllib.parse.unquote_to_bytes(request.path).decode("latin-1")
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": request.method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": path,
-        "QUERY_STRING": request.query.decode("latin-1"),
-        "SERVER_NAME": server_name,
-        "SERVER_PORT": server_port,
-        "SERVER_PROTOCOL": f"HTTP/{request.version}",
-        "REMOTE_ADDR": request.client[0] if request.client else "",
-        "REMOTE_PORT": str(request.client[1]) if request.client else "",
-        "REQUEST_URI": request.target.decode("latin-1"),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": scheme,
-        "wsgi.input": request.body,
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "wsgi.input_terminated": True,
-    }
+    environ = _connection_environ(request).copy()
+    path = request.path
+    environ["REQUEST_METHOD"] = request.method
+    environ["PATH_INFO"] = (urllib.parse.unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
+    environ["QUERY_STRING"] = request.query.decode("latin-1")
+    environ["SERVER_PROTOCOL"] = f"HTTP/{request.version}"
+    environ["REQUEST_URI"] = request.target.decode("latin-1")
+    environ["wsgi.input"] = request.body
+    environ["wsgi.errors"] = sys.stderr  # looked up per request, as before: a test may swap sys.stderr
     for name, value in request.headers:
-        key = name.decode("latin-1").upper().replace("-", "_")
-        if "_" in name.decode("latin-1"):
+        lower = name.decode("latin-1")
+        if "_" in lower:
             continue  # header names with underscores could pose as others (nginx drops them too)
+        key = lower.upper().replace("-", "_")
         text = value.decode("latin-1")
         if key == "CONTENT_TYPE":
             environ["CONTENT_TYPE"] = text
@@ -180,13 +224,14 @@ def make_environ(request: Request) -> dict[str, Any]:
 class _Call:
     """One application call: runs in a worker thread, talks to the reactor thread only by callFromThread."""
 
-    def __init__(self, request: Request, app: Callable[..., Any], environ: dict[str, Any], site: Site) -> None:
+    def __init__(self, request: Request, app: Callable[..., Any], environ: dict[str, Any], site: Site,
+                 cond: threading.Condition) -> None:
         self.request = request
         self.app = app
         self.environ = environ
         self.site = site
         self.reactor = site.clock()
-        self.cond = threading.Condition()
+        self.cond = cond
         self.in_flight = 0
         self.paused = False
         self.lost = False

@@ -282,3 +282,42 @@ def test_log_quoting_fast_path_agrees_with_the_escaping(value):
             slow.append(ch)
     assert _quote(value) == "".join(slow)
     assert _quote(value.encode("latin-1")) == "".join(slow)
+
+
+def test_wsgi_environ_per_request_on_a_shared_connection_part():
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(dict(environ))
+        environ["SERVER_NAME"] = "changed by the app"  # must not leak into the next request
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["PATH_INFO"].encode()]
+
+    raw = _wsgi_raw(app, b"GET /a%2Fb?q=1 HTTP/1.1\r\nHost: x\r\nX-One: 1\r\n\r\n"
+                         b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+    first, second = seen
+    assert raw.count(b"HTTP/1.1 200 OK") == 2
+    assert first["PATH_INFO"] == "/a/b" and first["QUERY_STRING"] == "q=1" and first["HTTP_X_ONE"] == "1"
+    assert second["PATH_INFO"] == "/c" and second["REQUEST_METHOD"] == "POST" and "HTTP_X_ONE" not in second
+    assert second["CONTENT_LENGTH"] == "2" and second["wsgi.input"] is not first["wsgi.input"]
+    assert first["SERVER_NAME"] == second["SERVER_NAME"] == "127.0.0.1"
+    assert first["REMOTE_ADDR"] == "127.0.0.1" and first["REMOTE_PORT"] == "40000"
+
+
+def test_wsgi_workers_stop_and_drop_what_has_not_started():
+    import threading
+
+    from tapster.plugins.web._wsgi import _Workers
+
+    gate, started = threading.Event(), threading.Event()
+    ran = []
+    workers = _Workers(1, "test-wsgi")
+    workers.submit(lambda: (started.set(), gate.wait(5), ran.append("first")))
+    workers.submit(lambda: ran.append("queued"))
+    assert started.wait(5)  # the one thread is busy with the first call
+    workers.shutdown()
+    gate.set()
+    for thread in workers._threads:
+        thread.join(5)
+        assert not thread.is_alive()
+    assert ran == ["first"]

@@ -341,15 +341,47 @@ class SSLClient(_AbstractClient):
 
 
 class UDPServer(_AbstractServer):
-    """``UDPServer(port, protocol, interface='', maxPacketSize=8192)``"""
+    """``UDPServer(port, protocol, interface='', maxPacketSize=8192)``
+
+    tapster's addition: ``port`` may be ``"systemd:name=NAME"``,
+    ``"systemd:index=N"`` or ``"fd:N"``, a datagram socket passed to the
+    process (socket activation), adopted when the service starts.
+    """
 
     method = "UDP"
     reactor: IReactorUDP | None
 
     if TYPE_CHECKING:
 
-        def __init__(self, port: int, protocol: DatagramProtocol, interface: str = "",
+        def __init__(self, port: int | str, protocol: DatagramProtocol, interface: str = "",
                      maxPacketSize: int = 8192) -> None: ...
+
+    def _getPort(self) -> IListeningPort:
+        port = self.args[0] if self.args else self.kwargs.get("port")
+        if not isinstance(port, str):
+            return super()._getPort()
+        import socket
+
+        from tapster.core import endpoints, systemd
+
+        kind, args, kw = endpoints.parse(port, default=None)
+        if kind == "fd":
+            sock = systemd.adoptDescriptor(args[0], socket.SOCK_DGRAM)
+        elif kind == "systemd":
+            sock = systemd.adopt(name=kw["name"], index=kw["index"], kind=socket.SOCK_DGRAM)
+        else:
+            from tapster.core.errors import EndpointError
+
+            raise EndpointError(port, "a UDP port is a number, or systemd:name=NAME, systemd:index=N or fd:N")
+        try:
+            protocol = self.args[1] if len(self.args) > 1 else self.kwargs["protocol"]
+            reactor: Any = _reactor_of(self)  # Any: the shared reactor or a test's, duck-typed
+            listening: IListeningPort = reactor.adoptDatagramPort(sock.fileno(), sock.family, protocol)
+        finally:
+            sock.close()  # adopted as a duplicate
+        _log.info("%s listening on %s (UDP, passed by systemd)", self._what(), port,
+                  extra={"system": self.name or self._what()})
+        return listening
 
 
 class UNIXDatagramServer(_AbstractServer):

@@ -155,3 +155,37 @@ def test_workers_share_an_endpoint_service_port(tmp_path: Path, daemons: list[in
     os.kill(parent, signal.SIGTERM)
     wait_for(lambda: not alive(parent), "the supervisor to exit")
     assert not any(alive(pid) for pid in workers)
+
+
+FAILING_TAC = """\
+from tapster.core.service import Application, Service
+
+
+class Broken(Service):
+    def startService(self):
+        raise RuntimeError("the database is not there")
+
+
+application = Application("broken")
+Broken().setServiceParent(application)
+"""
+
+
+def test_a_worker_that_cannot_start_fails_the_start_in_one_line(tmp_path: Path) -> None:
+    tac(tmp_path, "broken.tac", FAILING_TAC)
+    result = run("twistd", "--workers", "2", "-y", "broken.tac", "--pidfile", "b.pid", "-l", "b.log", cwd=tmp_path)
+    assert_one_clean_line(result)
+    assert "could not start" in result.stderr and "the database is not there" in result.stderr
+    assert not (tmp_path / "b.pid").exists()
+
+
+def test_a_taken_port_fails_before_any_worker_forks(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("twistd", "-n", "--workers", "2", "qotd", "-p", f"tcp:{port}:interface=127.0.0.1", cwd=tmp_path)
+    assert_one_clean_line(result)
+    assert str(port) in result.stderr and "worker" not in result.stderr

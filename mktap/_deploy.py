@@ -219,7 +219,7 @@ def _canonical(name: str) -> str:
 def read_deployment(source: str, passphrase_file: str | None = None) -> Deployment:
     """Load ``source`` (asking for nothing: an encrypted file needs ``passphrase_file``) and describe it."""
     from tapster.core import persist
-    from tapster.core._assembly import RECIPE_ATTRIBUTE
+    from tapster.core.plugin import RECIPE_ATTRIBUTE
     from tapster.core.terminal import read_passphrase_file
 
     encrypted = persist.is_encrypted(source)
@@ -350,7 +350,7 @@ def run_command(prog: str, opts: usage.Options, action: Callable[[Any], str], ar
 
 def write_text_atomically(path: str, text: str | bytes, mode: int = 0o644) -> None:
     """Write ``text`` to ``path`` through a temporary file beside it, fsynced and renamed over it."""
-    from tapster.core._persist.files import atomic_write
+    from tapster.core.persist import atomic_write
 
     data = text.encode() if isinstance(text, str) else text
     try:

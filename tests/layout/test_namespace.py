@@ -58,6 +58,11 @@ def test_console_scripts_point_into_tapster() -> None:
         "mktap": "tapster.mktap.cli:run",
         "twistd": "tapster.twistd.cli:run",
         "tapconvert": "tapster.mktap.tapconvert:run",
+        "tap2unit": "tapster.mktap.tap2unit:run",
+        "tap2deb": "tapster.mktap.tap2deb:run",
+        "tap2rpm": "tapster.mktap.tap2rpm:run",
+        "tap2oci": "tapster.mktap.tap2k8s:run_oci",
+        "tap2k8s": "tapster.mktap.tap2k8s:run",
     }
 
 

@@ -289,6 +289,7 @@ class HTTPChannel(Protocol):
     def __init__(self) -> None:
         self.site: Site = None  # type: ignore[assignment]  # set in connectionMade
         self.parser: Any = None
+        self._clock: Any = None  # the site's reactor, for timeouts
         self.lost = False
         self.draining = False
         self._buffer = b""
@@ -316,6 +317,7 @@ class HTTPChannel(Protocol):
 
     def connectionMade(self) -> None:
         self.site = self.factory
+        self._clock = self.site.clock()
         self.parser = httptools.HttpRequestParser(self)
         self._arm(self.site.headerTimeout)
 
@@ -374,7 +376,7 @@ class HTTPChannel(Protocol):
         if not seconds:
             self._deadline = None
             return
-        clock = self.site.clock()
+        clock = self._clock
         deadline = self._deadline = clock.seconds() + seconds
         timer = self._timer
         if timer is not None:
@@ -397,7 +399,7 @@ class HTTPChannel(Protocol):
         deadline = self._deadline
         if deadline is None:
             return
-        clock = self.site.clock()
+        clock = self._clock
         left = deadline - clock.seconds()
         if left > 0:
             self._timer = clock.callLater(left, self._timer_fired)

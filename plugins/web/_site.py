@@ -40,14 +40,30 @@ class WebError(Exception):
     """Raised at start when the configuration cannot serve (a WSGI app that does not import)."""
 
 
+_checked: dict[tuple[str, str], tuple[str, str]] = {}
+
+
 def check_header(name: str, value: str) -> tuple[str, str]:
-    """A (name, value) pair safe to send: a token name, a value without CR/LF/NUL."""
+    """A (name, value) pair safe to send: a token name, a value without CR/LF/NUL.
+
+    Pairs that passed are remembered (up to 4096): an application sends the same
+    headers with every answer. (Any thread may call it; a dict is safe to share.)
+    """
+    key = (name, value)
+    known = _checked.get(key)
+    if known is not None and type(name) is str and type(value) is str:
+        return known
     if not _HEADER_NAME.match(name):
         raise ValueError(f"bad header name {name!r}")
     if any(c in value for c in "\r\n\x00"):
         raise ValueError(f"header {name}: the value holds a line break or NUL")
     value.encode("latin-1")
-    return name, value.strip()
+    checked = name, value.strip()
+    if type(name) is str and type(value) is str:
+        if len(_checked) >= 4096:
+            _checked.clear()
+        _checked[key] = checked
+    return checked
 
 
 class Resource:
@@ -185,16 +201,13 @@ class Site(Factory):
             _access.info("%s", line)
 
 
-_NEEDS_QUOTING = re.compile(r'[^\x20-\x7e]|["\\]')
-
-
 def _quote(value: bytes | str | None) -> str:
     """A header or request line as it may appear between quotes in a log line (control bytes escaped)."""
     if value is None:
         return "-"
     if isinstance(value, bytes):
         value = value.decode("latin-1")
-    if _NEEDS_QUOTING.search(value) is None:
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
         return value  # printable ASCII without quotes or backslashes: the usual case, as is
     out = []
     for ch in value:

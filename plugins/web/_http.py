@@ -207,10 +207,11 @@ class Request:
         head.append(b"\r\n")
         if body and not self._chunked:
             remaining = self._remaining
-            if self.method != "HEAD" and remaining:
-                if len(body) > remaining:
-                    body = body[:remaining]
-                self._remaining = remaining - len(body)
+            if self.method != "HEAD" and remaining != 0:
+                if remaining is not None:
+                    if len(body) > remaining:
+                        body = body[:remaining]
+                    self._remaining = remaining - len(body)
                 self.sentLength += len(body)
                 head.append(body)
             body = b""

@@ -321,3 +321,29 @@ def test_wsgi_workers_stop_and_drop_what_has_not_started():
         thread.join(5)
         assert not thread.is_alive()
     assert ran == ["first"]
+
+
+@pytest.mark.parametrize(("version", "method", "length"), [("1.1", "GET", 5), ("1.1", "GET", 3), ("1.0", "GET", None),
+                                                           ("1.1", "HEAD", 5), ("1.1", "GET", None)])
+def test_send_head_with_a_body_is_start_response_and_write(version, method, length):
+    from tapster.plugins.web._site import Resource
+
+    class Both(Resource):
+        def __init__(self, one_write):
+            self.one_write = one_write
+
+        def render(self, request):
+            if self.one_write:
+                request.sendHead(200, b"X-A: 1\r\n", length, body=b"hello")
+            else:
+                request.startResponse(200, [("X-A", "1")], length)
+                request.write(b"hello")
+            request.finish()
+
+    def answer(one_write):
+        c = _conn(Both(one_write))
+        c.send(f"{method} / HTTP/{version}\r\nHost: x\r\n\r\n".encode())
+        return c.transport.value(), c.transport.disconnecting
+
+    fast, slow = _same_second(lambda: (answer(True), answer(False)))
+    assert fast == slow

@@ -147,3 +147,23 @@ def test_an_unreachable_socket_is_a_warning_not_a_failure(tmp_path: Path) -> Non
     assert proc.returncode == 0
     assert "cannot reach systemd's notification socket" in err and "not notifying systemd" in err
     assert "Traceback" not in err
+
+
+def test_a_reload_says_reloading_then_ready(tmp_path: Path, receiver: Receiver) -> None:
+    port = free_port()
+    tac(tmp_path, "n.tac", ENV_TAC.format(port=port))
+    env = {**os.environ, "NOTIFY_SOCKET": receiver.path}
+    proc = subprocess.Popen([command("twistd"), "-n", "-o", "-y", "n.tac"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        receiver.next("READY")
+        proc.send_signal(signal.SIGHUP)
+        reloading = receiver.next("RELOADING")
+        assert reloading["RELOADING"] == "1" and int(reloading["MONOTONIC_USEC"]) > 0
+        ready = receiver.next("READY")
+        assert ready["STATUS"].startswith("serving 'notified' on tcp 127.0.0.1:")
+        assert nc(port) == b"ready\r\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 0

@@ -23,7 +23,9 @@ The rule: **validate everything, then change as little as possible**.
 
 What is kept at shutdown follows: the shutdown file is the running tree, so
 live changes survive in every service the new file did not change, and the
-file wins for every service it changed.
+file wins for every service it changed. A service added live (through the
+console) is not the file's: a reload leaves it running, and the shutdown file
+keeps it.
 
 Settings of the application itself (its name, user, group, format) are those
 it started with; a reload that changes them says that a restart is needed.
@@ -173,6 +175,9 @@ class Reloader:
         self.load = load
         self.source = source
         self.loaded = snapshots(application)  # the file as loaded: what a reload compares with
+        #: The top-level services that came from the file (by identity): any other was added live, through
+        #: the console, and is none of the file's business: a reload leaves it running as it is.
+        self._from_file = {id(s) for s in application.services}
 
     def reload(self) -> ReloadResult:
         """Do the reload (see the module docstring); raises ReloadError having changed nothing."""
@@ -191,7 +196,11 @@ class Reloader:
             if getattr(new, attribute, None) != getattr(app, attribute, None):
                 result.notes.append(f"{attribute} changed in the file: it takes effect at the next restart")
 
-        old_by_key = {_key(s, i): s for i, s in enumerate(app.services)}
+        from_file = [s for s in app.services if id(s) in self._from_file]
+        live = len(app.services) - len(from_file)
+        if live:
+            result.notes.append(f"{live} service{'s' * (live != 1)} added live (not in the file) kept as they run")
+        old_by_key = {_key(s, i): s for i, s in enumerate(from_file)}
         new_children = list(new.services)
         new_by_key = {_key(s, i): s for i, s in enumerate(new_children)}
         new_loaded = {key: snapshot(s, new) for key, s in new_by_key.items()}
@@ -255,6 +264,7 @@ class Reloader:
             self._remove(old_service)
         for key in result.replaced + result.started:
             self.loaded[key] = new_loaded[key]
+        self._from_file = {id(s) for s in app.services if id(s) in self._from_file or s in added}
         for key in result.stopped:
             self.loaded.pop(key, None)
         return result

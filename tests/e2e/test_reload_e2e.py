@@ -233,3 +233,38 @@ def test_a_socket_activated_server_reloads_on_the_socket_systemd_passed(tmp_path
         out, err = proc.communicate(timeout=DEADLINE)
     assert proc.returncode == 0, err
     assert "1 listening socket handed over" in out
+
+
+def test_live_changes_through_the_console_and_a_reload(tmp_path: Path, daemons: list[int]) -> None:
+    """The documented rule: the file wins where it changed; what was changed or added live stays otherwise."""
+    from tests.e2e.test_telnet_console import PASSWORD, build, nc_session
+
+    qotd_port, telnet_port, live_port = free_port(), free_port(), free_port()
+    build(tmp_path, qotd_port, telnet_port)
+    launched = run("twistd", "-f", "qotd.tap", "--pidfile", "q.pid", "-l", "q.log", cwd=tmp_path)
+    assert launched.returncode == 0, launched.stderr
+    pid = int((tmp_path / "q.pid").read_text())
+    daemons.append(pid)
+    out = nc_session(telnet_port, [
+        "admin", PASSWORD,
+        "application.getServiceNamed('qotd').factory.quoter.quote = 'Changed live'",
+        "from tapster.plugins.qotd import QOTDFactory; from tapster.plugins.quoters import StaticQuoter",
+        f"application.listenTCP({live_port}, QOTDFactory(StaticQuoter('Added live')), interface='127.0.0.1')",
+        "exit()"])
+    assert "Traceback" not in out, out
+    assert nc(qotd_port) == b"Changed live\r\n" and nc(live_port) == b"Added live\r\n"
+    # The file has not changed: everything live stays.
+    first = run("twistd", "--reload", "--pidfile", "q.pid", cwd=tmp_path)
+    assert first.returncode == 0 and "2 kept, 0 replaced" in first.stdout, first
+    assert nc(qotd_port) == b"Changed live\r\n" and nc(live_port) == b"Added live\r\n"
+    # The file changes the quote: the file wins for that service; the live addition stays.
+    made = run("mktap", "qotd", "--port", f"tcp:{qotd_port}:interface=127.0.0.1", "--static", "From the file",
+               cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    second = run("twistd", "--reload", "--pidfile", "q.pid", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "1 replaced, 1 stopped" in second.stdout, second.stdout  # qotd replaced; telnet left the file
+    assert nc(qotd_port) == b"From the file\r\n" and nc(live_port) == b"Added live\r\n"
+    stop(tmp_path, pid)
+    log = (tmp_path / "q.log").read_text()
+    assert "1 service added live (not in the file) kept as they run" in log

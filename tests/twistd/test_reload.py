@@ -137,3 +137,17 @@ def test_a_non_application_is_refused() -> None:
     reloader.load = lambda: Service()
     with pytest.raises(ReloadError, match="gave a Service, not an application"):
         reloader.reload()
+
+
+def test_a_service_added_live_is_not_the_files_and_stays() -> None:
+    files = Files(("a", "1"))
+    app, reloader = running(files)
+    live = Setting("live", "added in the shell")
+    live.setServiceParent(app)  # as the console's application.listenTCP or setServiceParent does
+    files.spec = [("a", "changed")]
+    result = reloader.reload()
+    assert result.replaced == ["'a'"] and result.stopped == []
+    assert result.notes == ["1 service added live (not in the file) kept as they run"]
+    assert app.getServiceNamed("live") is live and live.running and live.events == ["start"]
+    files.spec = []  # the file drops what it had; the live one still stays
+    assert reloader.reload().stopped == ["'a'"] and [s.name for s in app.services] == ["live"]

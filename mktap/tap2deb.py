@@ -230,7 +230,7 @@ def _doc_files(stage: str, package: str, opts: Any, deployment: Deployment) -> N
     doc = os.path.join(stage, "usr/share/doc", package)
     _write(os.path.join(doc, "copyright"),
            "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
-           f"Upstream-Name: {package}\n\nFiles: *\nCopyright: {opts['maintainer']}\n"
+           f"Upstream-Name: {package}\n\nFiles: *\nCopyright: {time.gmtime().tm_year} {opts['maintainer']}\n"
            "License: see the licenses of the distributions in /opt/"
            f"{deployment.name}/lib/python3*/site-packages/*.dist-info\n")
     stamp = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
@@ -239,9 +239,29 @@ def _doc_files(stage: str, package: str, opts: Any, deployment: Deployment) -> N
     native = "-" not in opts["version"]
     _write(os.path.join(doc, "changelog.gz" if native else "changelog.Debian.gz"),
            gzip.compress(changelog.encode(), mtime=0))
-    # A local add-on package lives in /opt and runs its venv's interpreter by design: say so to lintian.
+    # A local add-on package lives in /opt and runs its venv's interpreter by design; the wheels it is
+    # built from bring their own copies of C libraries (PyYAML's libyaml): say so to lintian.
     _write(os.path.join(stage, "usr/share/lintian/overrides", package),
-           f"{package}: dir-or-file-in-opt\n{package}: unusual-interpreter\n")
+           f"{package}: dir-or-file-in-opt\n{package}: unusual-interpreter\n{package}: embedded-library\n")
+
+
+def _wrapped(text: str) -> list[str]:
+    """The extended description: lines of at most 80 columns, each starting with a space (Debian policy 5.6.13)."""
+    import textwrap
+
+    return [" " + line for line in textwrap.wrap(text, 79, break_long_words=False, break_on_hyphens=False)]
+
+
+def _strip(stage: str) -> None:
+    """Strip the wheels' native libraries of symbols, as dh_strip does (smaller, and what lintian expects)."""
+    tool = shutil.which("strip")
+    if tool is None:
+        return
+    libraries = [os.path.join(base, name) for base, _, names in os.walk(stage) for name in names
+                 if name.endswith(".so") or ".so." in name]
+    for start in range(0, len(libraries), 200):
+        subprocess.run([tool, "--strip-unneeded", "--remove-section=.comment", "--remove-section=.note",
+                        *libraries[start:start + 200]], capture_output=True, check=False)
 
 
 def _md5sums(stage: str) -> str:
@@ -280,6 +300,8 @@ def build(opts: Any) -> str:
     with tempfile.TemporaryDirectory(prefix="tap2deb-") as stage:
         os.chmod(stage, 0o755)
         native = stage_runtime(opts, deployment, stage, python)
+        if native:
+            _strip(stage)
         arch = _arch() if native else "all"
         conf = f"/etc/{app}/{deployment.filename}"
         with open(deployment.source, "rb") as f:
@@ -310,9 +332,9 @@ def build(opts: Any) -> str:
             "Section: net",
             "Priority: optional",
             f"Description: {description[:70]}",
-            f" The application {deployment.filename} ({deployment.format}) run by twistd as the",
-            f" systemd service {package}.service, listening on {ports}.",
-            " Runtime: " + ", ".join(f"{n} {v}" for n, v in deployment.distributions) + f" in {prefix}.",
+            *_wrapped(f"The application {deployment.filename} ({deployment.format}) run by twistd as the "
+                      f"systemd service {package}.service, listening on {ports}. Runtime: "
+                      + ", ".join(f"{n} {v}" for n, v in deployment.distributions) + f" in {prefix}."),
         ]
         _write(os.path.join(control_dir, "control"), "\n".join(control) + "\n")
         filename = f"{package}_{opts['version'].split(':')[-1]}_{arch}.deb"

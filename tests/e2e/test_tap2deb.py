@@ -32,7 +32,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, wheelhouse: Path) -> tuple[P
     port = free_port()
     mktap(work, "-n", APP, "qotd", "--port", f"tcp:{port}:interface=127.0.0.1", "--static", "Packaged quote.")
     done = tap2deb(work, "-t", f"{APP}.tap", "--maintainer", MAINTAINER, "--version", "1.0",
-                   "--description", "A packaged quote", "--user", APP, "--wheelhouse", str(wheelhouse),
+                   "--description", "Packaged quote of the day", "--user", APP, "--wheelhouse", str(wheelhouse),
                    "--health", "tcp:0:interface=127.0.0.1")
     assert done.returncode == 0, done.stderr
     debs = list(work.glob("*.deb"))
@@ -45,7 +45,7 @@ def test_package_name_info_and_contents(built) -> None:
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
     assert deb.name == f"{PACKAGE}_1.0_{arch}.deb"  # cryptography, uvloop...: native wheels
     info = subprocess.run(["dpkg-deb", "--info", str(deb)], capture_output=True, text=True, check=True).stdout
-    for field in (f"Package: {PACKAGE}", "Version: 1.0", f"Maintainer: {MAINTAINER}", "Description: A packaged quote",
+    for field in (f"Package: {PACKAGE}", "Version: 1.0", f"Maintainer: {MAINTAINER}", "Description: Packaged quote of the day",
                   "python3 (>= 3.", "adduser", "conffiles", "postinst", "prerm", "postrm"):
         assert field in info, info
     conffiles = subprocess.run(["dpkg-deb", "--ctrl-tarfile", str(deb)], capture_output=True, check=True).stdout
@@ -55,6 +55,15 @@ def test_package_name_info_and_contents(built) -> None:
                  f"./opt/{APP}/pyvenv.cfg", f"./usr/share/doc/{PACKAGE}/copyright"):
         assert path in contents, path
     assert "root/root" in contents and "/tmp/" not in contents
+
+
+@pytest.mark.skipif(shutil.which("lintian") is None, reason="lintian is not installed (.ci/run installs it)")
+def test_lintian_finds_no_errors_and_no_warnings(built) -> None:
+    deb, _ = built
+    checked = subprocess.run(["lintian", "--tag-display-limit", "0", str(deb)], capture_output=True, text=True,
+                             timeout=300)
+    tags = [line for line in checked.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    assert checked.returncode == 0 and tags == [], checked.stdout + checked.stderr
 
 
 def test_unit_and_maintainer_scripts(built, tmp_path: Path) -> None:

@@ -45,7 +45,8 @@ def test_package_name_info_and_contents(built) -> None:
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
     assert deb.name == f"{PACKAGE}_1.0_{arch}.deb"  # cryptography, uvloop...: native wheels
     info = subprocess.run(["dpkg-deb", "--info", str(deb)], capture_output=True, text=True, check=True).stdout
-    for field in (f"Package: {PACKAGE}", "Version: 1.0", f"Maintainer: {MAINTAINER}", "Description: Packaged quote of the day",
+    for field in (f"Package: {PACKAGE}", "Version: 1.0", f"Maintainer: {MAINTAINER}",
+                  "Description: Packaged quote of the day",
                   "python3 (>= 3.", "adduser", "conffiles", "postinst", "prerm", "postrm"):
         assert field in info, info
     conffiles = subprocess.run(["dpkg-deb", "--ctrl-tarfile", str(deb)], capture_output=True, check=True).stdout

@@ -3,6 +3,7 @@
 ::
 
     tap2oci -t qotd.yaml > Containerfile          # slim Python base, non-root, exec-form CMD
+    tap2oci -t qotd.yaml --context qotd-image/    # the whole build context: podman build qotd-image/
     tap2k8s -t qotd.yaml --image registry/qotd:1.0 --replicas 3 > qotd.k8s.yaml
 
 The container runs ``twistd -n --pidfile= -o --log-format json --health
@@ -49,6 +50,9 @@ class OciOptions(usage.Options):
         *_deploy.common_parameters,
         ["output", "o", None, "Write to FILE (atomically) instead of printing."],
         ["base", None, None, "The base image (default python:<this python>-slim)."],
+        ["context", None, None, "Write a whole build context to the new directory DIR: the Containerfile, the "
+                                "application file and wheels/ (then: podman build DIR)."],
+        ["wheelhouse", "w", None, "With --context: take the wheels from DIR (offline) instead of building them."],
     ]
     optFlags = [*_deploy.common_flags, ["allow-low-ports", None, "Allow ports below 1024 (see the module doc)."]]
 
@@ -56,6 +60,11 @@ class OciOptions(usage.Options):
         if self["health"] is None:
             self["health"] = "tcp:9100"
         self["stateless"] = True
+        if self.get("context") and self.get("output"):
+            raise usage.UsageError("give --context DIR (a whole build context) or -o FILE (the Containerfile), "
+                                   "not both")
+        if self.get("wheelhouse") and not self.get("context"):
+            raise usage.UsageError("--wheelhouse is for --context: the wheels go into the build context")
 
 
 class K8sOptions(OciOptions):
@@ -70,6 +79,11 @@ class K8sOptions(OciOptions):
         ["cpu", None, "100m", "CPU request."],
         ["memory", None, "128Mi", "Memory request (and limit)."],
     ]
+
+    def postOptions(self) -> None:
+        if self.get("context") or self.get("wheelhouse"):
+            raise usage.UsageError("--context and --wheelhouse are tap2oci's: the image is built from its context")
+        super().postOptions()
 
 
 def _args(deployment: Deployment, opts: Any) -> list[str]:
@@ -230,7 +244,45 @@ def _emit(opts: Any, text: str) -> str:
 
 def _oci(opts: Any) -> str:
     deployment, health = _read(opts)
-    return _emit(opts, containerfile(deployment, opts, health))
+    text = containerfile(deployment, opts, health)
+    if opts["context"]:
+        return _context(opts, deployment, text)
+    return _emit(opts, text)
+
+
+def _context(opts: Any, deployment: Deployment, text: str) -> str:
+    """Containerfile, application file and wheels/ in a new directory, all or nothing (built aside, renamed)."""
+    import os
+    import shutil
+    import tempfile
+
+    from tapster.mktap import _packaging
+
+    target = os.path.abspath(opts["context"])
+    if os.path.lexists(target):
+        raise DeployError(f"--context {opts['context']}: it exists; give a new directory (nothing was written)")
+    parent = os.path.dirname(target)
+    if not os.path.isdir(parent):
+        raise DeployError(f"--context {opts['context']}: no directory {parent}")
+    scratch = tempfile.mkdtemp(prefix=".tap2oci-", dir=parent)
+    try:
+        wheels = os.path.join(scratch, "wheels")
+        if opts["wheelhouse"]:
+            if not os.path.isdir(opts["wheelhouse"]):
+                raise DeployError(f"--wheelhouse {opts['wheelhouse']}: no such directory")
+            shutil.copytree(opts["wheelhouse"], wheels)
+        else:
+            os.mkdir(wheels)
+            _packaging.build_wheelhouse(deployment.distributions, wheels)
+        shutil.copyfile(deployment.source, os.path.join(scratch, deployment.filename))
+        with open(os.path.join(scratch, "Containerfile"), "w") as f:
+            f.write(text)
+        os.chmod(scratch, 0o755)
+        os.rename(scratch, target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return f"wrote {opts['context']}/ (Containerfile, {deployment.filename}, wheels/): podman build {opts['context']}"
 
 
 def _k8s(opts: Any) -> str:

@@ -138,10 +138,16 @@ def _ports(app: Any) -> list[Port]:
     ports: list[Port] = []
     used: set[str] = set()
     for svc in _walk(app):
-        if not isinstance(svc, (internet.TCPServer, internet.UNIXServer, internet.SSLServer)):
+        if not isinstance(svc, (internet.TCPServer, internet.UNIXServer, internet.SSLServer,
+                                internet.StreamServerEndpointService)):
             continue
-        description = endpoints.describe(svc)
+        try:
+            description = endpoints.describe(svc)  # an endpoint service of a porter's own endpoint class: unknown
+        except TypeError:
+            continue
         kind, args, kwargs = endpoints.parse(description)
+        if kind in endpoints.ADOPTED_KINDS:
+            continue  # a socket systemd passes: its socket unit exists already, and says where it listens
         base = re.sub(r"[^a-z0-9-]+", "-", str(getattr(svc, "name", None) or kind).lower()).strip("-") or kind
         base = base[:12].strip("-") or kind  # Kubernetes port names are at most 15 characters
         name, n = base, 2

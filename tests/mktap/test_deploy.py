@@ -148,3 +148,16 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         done = subprocess.run(["systemd-analyze", "verify", *files], capture_output=True, text=True, timeout=30)
         complaints = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
         assert done.returncode == 0 and complaints == [], complaints
+
+
+def test_endpoint_services_count_as_ports_and_passed_sockets_do_not() -> None:
+    from tapster.core import strports
+    from tapster.plugins.qotd import QOTDFactory
+    from tapster.plugins.quoters import StaticQuoter
+
+    app = Application("eps")
+    strports.service("tcp:8010:interface=127.0.0.1", QOTDFactory(StaticQuoter("x"))).setServiceParent(app)
+    strports.service("systemd:name=web", QOTDFactory(StaticQuoter("y"))).setServiceParent(app)
+    persist.save(app, "eps.tap")
+    d = _deploy.read_deployment("eps.tap")
+    assert [(p.kind, p.number, p.interface) for p in d.ports] == [("tcp", 8010, "127.0.0.1")]

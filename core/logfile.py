@@ -36,11 +36,26 @@ import os
 import stat
 import threading
 import time
+import weakref
 from typing import BinaryIO, Self
 
 from tapster.core.errors import TapsterError
 
-__all__ = ["BaseLogFile", "LogFile", "DailyLogFile", "LogReader", "open_owned"]
+__all__ = ["BaseLogFile", "LogFile", "DailyLogFile", "LogReader", "open_owned", "reopenAll"]
+
+#: Every log file open in this process, so that one signal (twistd's SIGUSR1, SIGHUP) reopens them all:
+#: twistd's own, a .tac's observer's, a plugin's access log. Weak: a file nobody uses is not kept alive.
+_open_files: weakref.WeakSet[BaseLogFile] = weakref.WeakSet()
+
+
+def reopenAll() -> int:
+    """Reopen every open :class:`BaseLogFile` of the process (after logrotate moved them); how many."""
+    count = 0
+    for logfile in list(_open_files):
+        if not logfile.closed:
+            logfile.reopen()
+            count += 1
+    return count
 
 
 def open_owned(path: str, flags: int, mode: int, what: str) -> int:
@@ -127,6 +142,7 @@ class BaseLogFile:
         self._file = self._openStream()
         self._file.seek(0, os.SEEK_END)
         self.closed = False
+        _open_files.add(self)
 
     def _note(self, text: str) -> None:
         """A line about the log file itself, written into it: there is nowhere else to say it."""

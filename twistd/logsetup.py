@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from tapster.core.errors import TapsterError
 from tapster.core.log import ObserverHandler
+from tapster.core.logfile import reopenAll  # at import: a --chroot hides the library later
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -228,10 +229,11 @@ def _install(handler: logging.Handler, formatter: logging.Formatter, level: int)
     return handler
 
 
-def reopen_logs(handler: logging.Handler) -> bool:
-    """What SIGUSR1 does: reopen the log file at its path; False when the handler has no file."""
-    reopen = getattr(handler, "reopen", None)
-    if reopen is None:
-        return False
-    reopen()
-    return True
+def reopen_logs(handler: logging.Handler | None = None) -> bool:
+    """What SIGUSR1 (and SIGHUP) does: reopen every log file of the process; False when there is none.
+
+    That is twistd's own ``--logfile`` and every other
+    :class:`tapster.core.logfile.LogFile` open in the process: a .tac's
+    observer's, a plugin's access log (:func:`tapster.core.logfile.reopenAll`).
+    """
+    return reopenAll() > 0

@@ -190,3 +190,22 @@ def test_a_daily_file_pickles(tmp_path: Path, files) -> None:
     copy = pickle.loads(pickle.dumps(log))
     files.append(copy)
     assert copy.lastDate == log.lastDate and copy.path == log.path
+
+
+def test_reopen_all_reopens_every_open_log_file(tmp_path: Path, files) -> None:
+    from tapster.core.logfile import reopenAll
+
+    a = LogFile("a.log", str(tmp_path))
+    b = DailyLogFile("b.log", str(tmp_path))
+    files.extend([a, b])
+    closed = LogFile("c.log", str(tmp_path))
+    closed.close()
+    for log in (a, b):
+        log.write("before\n")
+        os.rename(log.path, log.path + ".moved")  # logrotate's move
+    assert reopenAll() >= 2
+    a.write("after\n")
+    b.write("after\n")
+    assert (tmp_path / "a.log").read_text() == "after\n" and (tmp_path / "b.log").read_text() == "after\n"
+    assert (tmp_path / "a.log.moved").read_text() == "before\n"
+    assert closed.closed  # a closed file stays closed

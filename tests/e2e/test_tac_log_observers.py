@@ -173,3 +173,21 @@ def test_logger_option_names_a_factory_of_text_and_json_observers(tmp_path: Path
             assert records and all(r["log_time"] and r["log_level"] in ("info", "warn", "debug") for r in records)
             texts = [r["log_text"] for r in records]
             assert any("received SIGTERM" in t for t in texts) and any(r.get("log_system") == "qotd" for r in records)
+
+
+def test_sigusr1_reopens_the_tacs_own_log_file_too(tmp_path: Path, daemons: list[int]) -> None:
+    """logrotate moves my.log and sends SIGUSR1: the .tac's DailyLogFile starts a new my.log."""
+    port = free_port()
+    tac(tmp_path, "my.tac", DAILY_TAC.format(directory=str(tmp_path), port=port))
+    launched = run("twistd", "-o", "-y", "my.tac", "--pidfile", "d.pid", cwd=tmp_path)
+    assert launched.returncode == 0, launched.stderr
+    pid = int((tmp_path / "d.pid").read_text())
+    daemons.append(pid)
+    log, moved = tmp_path / "my.log", tmp_path / "my.log.1"
+    wait_for(lambda: "daily started" in log.read_text(), "the start line")
+    log.rename(moved)
+    os.kill(pid, signal.SIGUSR1)
+    wait_for(lambda: log.exists() and "reopened the log file" in log.read_text(), "a new my.log")
+    assert nc(port) == b"daily quote\r\n"
+    _stop(pid)
+    assert "received SIGTERM" in log.read_text() and "received SIGTERM" not in moved.read_text()

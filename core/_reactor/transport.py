@@ -19,6 +19,19 @@ a pipelined chunk produces leave in one write system call instead of one per
 ``sendLine`` (uvloop writes at once whenever its buffer is empty). Holding
 swaps the ``write`` attribute for a collector and back, so a plain protocol,
 which never holds, still calls the asyncio transport's ``write`` directly.
+
+sendfile: :meth:`Transport.sendfile` hands the kernel a range of an open file
+to send on the socket (``os.sendfile``, zero copy), for plain TCP and UNIX
+connections; it returns None where that cannot be done (TLS, no
+``os.sendfile``, no socket) and the caller writes the bytes itself. It is
+additive: ``write`` and everything above are unchanged, and a connection that
+never calls it pays one ``None`` slot. How it meets the asyncio transport (uvloop
+or asyncio's own), which owns the socket: it calls ``os.sendfile`` only while
+that transport's write buffer is empty (``get_write_buffer_size() == 0``), so
+bytes never overtake what was written before; and it waits for writability
+on a *duplicate* of the socket's descriptor (``loop.add_writer`` refuses the
+transport's own fd), removed from the loop and closed before the connection
+closes, so the duplicate never keeps the socket open.
 """
 
 from __future__ import annotations
@@ -32,11 +45,19 @@ from tapster.core.failure import Failure
 if TYPE_CHECKING:
     import asyncio
     import socket
+    from typing import Protocol as _TypingProtocol
+
+    class _FileLike(_TypingProtocol):
+        def fileno(self) -> int: ...
 
     from tapster.core.interfaces import IAddress, IConnector, IPullProducer, IPushProducer
     from tapster.core.protocol import Protocol
 
 __all__ = ["Transport", "attach"]
+
+#: Bytes asked of one ``os.sendfile`` call, and sent in one turn of the loop before yielding to others.
+SENDFILE_CHUNK = 1 << 20
+SENDFILE_TURN = 4 << 20
 
 
 class Transport:
@@ -58,6 +79,7 @@ class Transport:
         "_lost_hook",
         "_aborted",
         "_held",
+        "_sendfile",
         "__weakref__",
     )
 
@@ -84,6 +106,7 @@ class Transport:
         self._lost_hook = lost_hook
         self._aborted = False
         self._held: list[bytes] | None = None
+        self._sendfile: _Sendfile | None = None
 
     # -- ITransport ---------------------------------------------------------
 
@@ -104,6 +127,9 @@ class Transport:
             # Everything written before loseConnection leaves before the close; what is
             # written after it meets a closing transport, as it would without holding.
             self._send_held()
+        if self._sendfile is not None:
+            self._sendfile.close_after = True  # the file's bytes first, then the close
+            return
         self._t.close()
 
     def abortConnection(self) -> None:
@@ -116,6 +142,8 @@ class Transport:
         self._aborted = True
         if self._held:  # unsent, like the rest of the buffer
             self._held.clear()
+        if self._sendfile is not None:
+            self._sendfile.stop()
         self._t.abort()
 
     def getPeer(self) -> IAddress:
@@ -196,6 +224,63 @@ class Transport:
         self._send_held()
         self._held = None
         self.write = self._t.write
+
+    # -- sendfile (tapster's addition; see the module docstring) ---------------
+
+    def writeBufferSize(self) -> int:
+        """Bytes written but not yet handed to the kernel (the asyncio transport's buffer)."""
+        return int(self._t.get_write_buffer_size())
+
+    def sendfile(self, file: int | _FileLike, offset: int, count: int,
+                 progress: Callable[[int], None] | None = None) -> asyncio.Future[int] | None:
+        """Send ``count`` bytes of ``file`` (an fd or an object with ``fileno()``) from ``offset``, zero copy.
+
+        Returns None, having done nothing, when the connection cannot do it
+        (TLS, no ``os.sendfile``, no socket): write the bytes instead; a
+        second call before the first is done raises RuntimeError. Else a future for the number of bytes sent;
+        it never raises. Fewer than ``count`` means the file ended early or
+        the connection went away (``connected`` is then false; a peer that
+        went away while sending aborts the connection, so ``connectionLost``
+        hears ConnectionLost); nothing is sent after the future is done.
+
+        The contract while it runs: the bytes go after everything written
+        before the call (the asyncio transport's buffer drains first) and the
+        protocol writes nothing until the future is done. The file stays open
+        and is the caller's to close (``file``'s offset is not used or
+        moved: ``offset`` is). ``progress(n)``, if given, is called as each
+        part is taken by the kernel. A socket that is full waits for
+        writability without blocking the loop; at most ``SENDFILE_TURN`` bytes
+        go per turn of the loop. ``loseConnection`` meanwhile closes after
+        the last byte; ``abortConnection`` stops at once.
+        """
+        import asyncio
+        import os
+
+        if self._sendfile is not None:
+            raise RuntimeError("a sendfile is already in progress on this connection")
+        if self._kind == "SSL" or not hasattr(os, "sendfile"):
+            return None
+        t = self._t
+        if t.get_extra_info("sslcontext") is not None:
+            return None
+        sock = t.get_extra_info("socket")
+        try:
+            sock_fd = sock.fileno() if sock is not None else -1
+            file_fd = file if isinstance(file, int) else file.fileno()
+        except (OSError, ValueError, AttributeError):
+            return None
+        if sock_fd < 0:
+            return None
+        loop = asyncio.get_event_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        if count <= 0 or self.disconnecting or t.is_closing():
+            future.set_result(0)
+            return future
+        if self._held:
+            self._send_held()
+        job = self._sendfile = _Sendfile(self, loop, sock_fd, file_fd, offset, count, future, progress)
+        job.run()
+        return future
 
     # -- IConsumer -------------------------------------------------------------
 
@@ -292,6 +377,8 @@ class Transport:
     def _connection_lost(self, reason: Failure) -> None:
         self.disconnecting = True
         self.connected = False
+        if self._sendfile is not None:
+            self._sendfile.stop()
         producer = self.producer
         if producer is not None:
             self.producer = None
@@ -299,6 +386,109 @@ class Transport:
 
     def __repr__(self) -> str:
         return f"<{self._kind} Transport of {type(self.protocol).__name__}>"
+
+
+class _Sendfile:
+    """One :meth:`Transport.sendfile` in progress."""
+
+    __slots__ = ("transport", "loop", "sock_fd", "file_fd", "offset", "remaining", "sent", "future", "progress",
+                 "watch_fd", "close_after")
+
+    def __init__(self, transport: Transport, loop: asyncio.AbstractEventLoop, sock_fd: int, file_fd: int,
+                 offset: int, count: int, future: asyncio.Future[int],
+                 progress: Callable[[int], None] | None) -> None:
+        self.transport = transport
+        self.loop = loop
+        self.sock_fd = sock_fd
+        self.file_fd = file_fd
+        self.offset = offset
+        self.remaining = count
+        self.sent = 0
+        self.future = future
+        self.progress = progress
+        self.watch_fd = -1
+        self.close_after = False
+
+    def run(self) -> None:
+        """Send what the socket takes now (up to a turn's worth); wait for writability for the rest."""
+        import errno
+        import os
+
+        if self.transport._sendfile is not self:
+            return
+        if self.transport._t.get_write_buffer_size():
+            self._watch()  # what was written before goes first
+            return
+        budget = SENDFILE_TURN
+        while self.remaining > 0:
+            try:
+                n = os.sendfile(self.sock_fd, self.file_fd, self.offset, min(self.remaining, SENDFILE_CHUNK))
+            except (BlockingIOError, InterruptedError):
+                self._watch()
+                return
+            except OSError as e:
+                peer_gone = e.errno in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN,
+                                        errno.ECONNABORTED, errno.ETIMEDOUT)
+                self._finish(abort=peer_gone)
+                return
+            if n == 0:  # the end of the file came before ``count`` bytes
+                break
+            self.offset += n
+            self.remaining -= n
+            self.sent += n
+            if self.progress is not None:
+                try:
+                    self.progress(n)
+                except Exception:
+                    import logging
+
+                    logging.getLogger("tapster.core").exception("sendfile progress callback failed")
+                    self._finish(abort=True)
+                    return
+                if self.transport._sendfile is not self:
+                    return  # progress stopped the connection
+            budget -= n
+            if budget <= 0 and self.remaining > 0:
+                self._watch()  # let the other connections have their turn
+                return
+        self._finish()
+
+    def _watch(self) -> None:
+        if self.watch_fd < 0:
+            import os
+
+            try:
+                self.watch_fd = os.dup(self.sock_fd)
+                self.loop.add_writer(self.watch_fd, self.run)
+            except (OSError, RuntimeError, ValueError):
+                self._finish(abort=True)
+
+    def _unwatch(self) -> None:
+        fd, self.watch_fd = self.watch_fd, -1
+        if fd >= 0:
+            import os
+
+            try:
+                self.loop.remove_writer(fd)
+            finally:
+                os.close(fd)
+
+    def stop(self) -> None:
+        """The connection is going away: stop now (the future gets what was sent)."""
+        self._finish()
+
+    def _finish(self, abort: bool = False) -> None:
+        transport = self.transport
+        if transport._sendfile is not self:
+            return
+        transport._sendfile = None
+        self._unwatch()
+        if not self.future.done():
+            self.future.set_result(self.sent)
+        if abort:
+            transport.abortConnection()
+        elif self.close_after and not transport._t.is_closing():
+            transport._t.close()
 
 
 def attach(

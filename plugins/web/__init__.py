@@ -111,6 +111,8 @@ class Options(usage.Options):
         ["max-request-body", None, 10 * 1024 * 1024, "The largest request body accepted (413 above).", _size],
         ["header-timeout", None, 30.0, "Seconds a client has to send the request headers.", _seconds],
         ["keep-alive-timeout", None, 75.0, "Seconds an idle keep-alive connection stays open.", _seconds],
+        ["send-timeout", None, 60.0, "Seconds a client may go without accepting any byte of a response "
+                                     "before it is disconnected (nginx's send_timeout).", _seconds],
         ["wsgi-threads", None, 10, "Worker threads for the WSGI application.", int],
     ]
 
@@ -215,6 +217,7 @@ def makeService(config: usage.Options) -> WebService:
         maxRequestBody=config["max-request-body"] or None,
         headerTimeout=config["header-timeout"] or None,
         keepAliveTimeout=config["keep-alive-timeout"] or None,
+        sendTimeout=config["send-timeout"] or None,
     )
     web = WebService(site)
     for description in config["listen"]:

@@ -26,7 +26,15 @@ The rules of a connection, each byte from the client being hostile:
   too large gets 413 at once.
 * Timeouts: the header block must arrive within ``Site.headerTimeout`` of the
   first byte of a request (or of the connection); an idle keep-alive
-  connection is closed after ``Site.keepAliveTimeout``.
+  connection is closed after ``Site.keepAliveTimeout``; a response the client
+  stops accepting (bytes wait to be sent and none was taken by the kernel for
+  ``Site.sendTimeout`` seconds: nginx's ``send_timeout``) is aborted; the
+  client's progress is what leaves the socket's send queue (``SIOCOUTQ``), so
+  a slow reader behind a large kernel buffer is not mistaken for a stalled one. An
+  answer still being computed (a slow WSGI application) is not a stall.
+  The send timeout is watched only for answers that outlive their dispatch
+  (small answers, sent at once, cost nothing); it is checked four times
+  per period, so a stall is cut within 1¼ periods.
 """
 
 from __future__ import annotations
@@ -282,6 +290,24 @@ class Request:
         return self.channel.lost
 
 
+def _unacknowledged(transport: Any) -> int:
+    """Bytes in the socket's send queue, not yet taken by the peer (Linux SIOCOUTQ); 0 if unknown.
+
+    The client's progress is seen as this shrinks, even while the queue is too
+    full for the socket to be writable (a large send buffer, a slow reader).
+    """
+    try:
+        import fcntl
+        import struct
+        import termios
+
+        fd = transport.getHandle().fileno()
+        value: int = struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        return value
+    except (AttributeError, ImportError, OSError, ValueError, TypeError):
+        return 0
+
+
 class HTTPChannel(Protocol):
     """One HTTP connection: parse with httptools, answer requests in order through ``factory.resource``."""
 
@@ -313,6 +339,8 @@ class HTTPChannel(Protocol):
         self._in_body = False
         self._refusal: tuple[Request, _Refused] | None = None
         self._drained: Any = None
+        self._send_mark: tuple[Request, int] | None = None  # (the answer, its bytes taken by the kernel)
+        self._send_since = 0.0  # when that mark last moved
 
     # -- connection -------------------------------------------------------------
 
@@ -410,6 +438,7 @@ class HTTPChannel(Protocol):
 
     def _timed_out(self) -> None:
         if self._active is not None:
+            self._check_send()
             return
         if self._current is not None and self._header_count >= 0 and self._current.started:
             self._refuse(_Refused(408, "the request headers took too long"))
@@ -652,6 +681,44 @@ class HTTPChannel(Protocol):
             self.site.handle(req)
         except Exception:  # noqa: BLE001 - a broken resource answers 500, the server goes on
             self.site.internalError(req)
+        if self._active is req and not self.lost:
+            self._watch_send(req)
+
+    # -- the send timeout -------------------------------------------------------
+
+    def _watch_send(self, req: Request) -> None:
+        """The answer to ``req`` goes on after its dispatch: check now and then that the client takes it."""
+        timeout = self.site.sendTimeout
+        if not timeout:
+            return
+        self._send_mark = None
+        self._check_send()
+
+    def _check_send(self) -> None:
+        req = self._active
+        timeout = self.site.sendTimeout
+        if req is None or not timeout or self.lost or self._closing:
+            return
+        transport = self.transport
+        size = getattr(transport, "writeBufferSize", None)
+        buffered = size() if size is not None else 0
+        producer = req._producer
+        waiting = buffered > 0 or bool(getattr(producer, "active", False))  # bytes wait for the client
+        taken = req.sentLength - buffered - _unacknowledged(transport)  # bytes the client has taken
+        now = self._clock.seconds()
+        mark = self._send_mark
+        if not waiting or mark is None or mark[0] is not req or mark[1] != taken:
+            self._send_mark = (req, taken)
+            self._send_since = now
+        elif now - self._send_since >= timeout:
+            from tapster.plugins.web._site import _log
+
+            _log.info("web: %s %r: the client took nothing for %gs (--send-timeout): disconnected",
+                      req.method, req.target, timeout)
+            req.keepAlive = False
+            self.abort()
+            return
+        self._arm(timeout / 4)
 
     def requestDone(self, req: Request) -> None:
         """Called by :meth:`Request.finish`: log, then the next request or the close."""

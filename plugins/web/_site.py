@@ -84,6 +84,9 @@ class Site(Factory):
 
     protocol = HTTPChannel
     noisy = False
+    #: Seconds a client may take without accepting any byte of a response (nginx's send_timeout).
+    #: A class default as well: an application saved before the option existed gets it.
+    sendTimeout: float | None = 60.0
 
     def __init__(
         self,
@@ -95,6 +98,7 @@ class Site(Factory):
         maxRequestBody: int | None = 10 * 1024 * 1024,
         headerTimeout: float | None = 30.0,
         keepAliveTimeout: float | None = 75.0,
+        sendTimeout: float | None = 60.0,
     ) -> None:
         self.resource = resource
         self.headers: list[tuple[str, str]] = list(headers or [])
@@ -103,6 +107,7 @@ class Site(Factory):
         self.maxRequestBody = maxRequestBody
         self.headerTimeout = headerTimeout
         self.keepAliveTimeout = keepAliveTimeout
+        self.sendTimeout = sendTimeout
         self._init_transient()
 
     def _init_transient(self) -> None:

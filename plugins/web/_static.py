@@ -11,8 +11,13 @@
 * ``ETag`` (mtime-size, as nginx) and ``Last-Modified``; ``If-None-Match``
   / ``If-Modified-Since`` give 304; a single ``Range`` gives 206 (``If-Range``
   honoured), an unsatisfiable one 416; several ranges get the whole file.
-* The body is streamed by a pull producer in 64 KiB reads: the transport asks
-  for more only when its buffer has room, so a slow reader costs one buffer.
+* A body larger than 64 KiB (``CACHE_FILE_MAX``; ranges too) goes with
+  ``transport.sendfile`` (``os.sendfile``, zero copy: the bytes never enter
+  the process) on plain TCP and UNIX connections; the kernel takes what the
+  socket has room for, so a slow reader costs no memory here. Over TLS, or
+  where sendfile is unavailable, a pull producer streams it in 64 KiB reads:
+  the transport asks for more only when its buffer has room, so a slow reader
+  costs one buffer. Either way a file that ends early aborts the connection.
   A body of at most 64 KiB is read at once and sent in the same write as the head.
 
 Small files are kept in memory (:class:`_Entry`: the resolved path, the
@@ -40,6 +45,7 @@ up to ``CACHE_FILE_MAX`` bytes a file, ``CACHE_ENTRIES`` files and
 from __future__ import annotations
 
 import html
+import logging
 import mimetypes
 import os
 import stat
@@ -55,7 +61,12 @@ if TYPE_CHECKING:
     from tapster.plugins.web._http import Request
     from tapster.plugins.web._site import Site
 
-__all__ = ["File", "FileProducer", "parse_range"]
+__all__ = ["File", "FileProducer", "SendfileBody", "parse_range", "stats"]
+
+_log = logging.getLogger("tapster.web")
+
+#: Counters of the large bodies sent in this process, by way (read them from the console).
+stats = {"sendfile": 0, "sendfile_bytes": 0, "producer": 0}
 
 READ_SIZE = 65536
 CACHE_FILE_MAX = 65536  # bytes: larger files are read from disk for each request
@@ -161,6 +172,71 @@ class FileProducer:
         if self.request._producer is self:
             self.request.unregisterProducer()
         self.request.finish()
+
+    def _close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class SendfileBody:
+    """Sends ``count`` bytes of an open file from ``offset`` with ``transport.sendfile`` (zero copy).
+
+    :meth:`start` returns False, having done nothing, when the transport cannot
+    (TLS, a test double): the caller streams with :class:`FileProducer`. The
+    file descriptor is closed when the body is done or the connection goes
+    away (``stopProducing``, called by the channel), whichever comes first.
+    """
+
+    active = False
+
+    def __init__(self, request: Request, fd: int, offset: int, count: int) -> None:
+        self.request = request
+        self.fd = fd
+        self.offset = offset
+        self.count = count
+
+    def start(self) -> bool:
+        request = self.request
+        transport = request.channel.transport
+        sendfile = getattr(transport, "sendfile", None)
+        if sendfile is None or request.channel.lost:
+            return False
+        future = sendfile(self.fd, self.offset, self.count, self._progress)
+        if future is None:
+            return False
+        stats["sendfile"] += 1
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("web: sendfile %d bytes from %d for %s", self.count, self.offset, request.path.decode("latin-1"))
+        if not future.done():
+            self.active = True
+            request._producer = self  # so that a lost connection stops it (and closes the file) at once
+        future.add_done_callback(self._done)
+        return True
+
+    def _progress(self, n: int) -> None:
+        request = self.request
+        request.sentLength += n
+        if request._remaining is not None:
+            request._remaining -= n
+        stats["sendfile_bytes"] += n
+
+    def _done(self, future: object) -> None:
+        self.active = False
+        self._close()
+        request = self.request
+        if request._producer is self:
+            request._producer = None
+        if request.channel.lost or request.finished:
+            return
+        if request._remaining:
+            # The file shrank under us: the announced length cannot be kept (finish aborts).
+            request.keepAlive = False
+        request.finish()
+
+    def stopProducing(self) -> None:
+        self.active = False
+        self._close()
 
     def _close(self) -> None:
         if self.fd >= 0:
@@ -397,7 +473,9 @@ class File(Resource):
             return
         if count > READ_SIZE:
             request.sendHead(code, encoded, count)
-            FileProducer(request, fd, first, count).start()
+            if not SendfileBody(request, fd, first, count).start():
+                stats["producer"] += 1
+                FileProducer(request, fd, first, count).start()
             return
         # Small: read at once, sent with the head (fewer bytes than announced: finish aborts).
         try:

@@ -137,7 +137,11 @@ class Site(Factory):
 
     def startFactory(self) -> None:
         if self.logPath and self.logPath != "-":
-            self._logfile = open(self.logPath, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
+            from tapster.core.logfile import LogFile
+
+            # A LogFile: never opened through a symlink or as a planted file, and reopened with twistd's own
+            # log on SIGUSR1/SIGHUP (logrotate); rotation is logrotate's, not ours (rotateLength=None).
+            self._logfile = LogFile.fromFullPath(self.logPath, rotateLength=None)
         self.resource.startService(self)
 
     def stopFactory(self) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.e2e._e2e import assert_one_clean_line, free_port, run, wait_for_port
+from tests.e2e._e2e import assert_one_clean_line, free_port, run, wait_for, wait_for_port
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed (.ci/run installs it)")
 
@@ -180,3 +181,27 @@ def test_bad_input_one_line_each(tmp_path: Path, www: Path) -> None:
             assert_one_clean_line(result)
     finally:
         busy.close()
+
+
+def test_access_log_reopens_on_sigusr1_and_refuses_a_symlink(tmp_path: Path, www: Path, twistd) -> None:
+    port = free_port()
+    server = twistd("-n", "-o", "web", "--path", "www", "--listen", ep(port), "--logfile", "access.log")
+    wait_for_port(port, server.proc)
+    base = f"http://127.0.0.1:{port}"
+    assert curl(f"{base}/data.txt").stdout == b"0123456789abcdef"
+    log, moved = tmp_path / "access.log", tmp_path / "access.log.1"
+    wait_for(lambda: log.exists() and "GET /data.txt" in log.read_text(), "the first access line")
+    log.rename(moved)  # logrotate, then its postrotate: kill -USR1
+    server.proc.send_signal(signal.SIGUSR1)
+    wait_for(lambda: log.exists(), "a new access.log")
+    assert curl(f"{base}/").stdout == b"<h1>hello</h1>\n"
+    wait_for(lambda: '"GET / HTTP/1.1" 200' in log.read_text(), "the line in the new file")
+    assert "GET / " not in moved.read_text()
+    assert server.stop() == 0, server.stderr
+    # An access log that is a symlink (to a file root would overwrite) is refused, in one line.
+    (tmp_path / "precious").write_text("keep\n")
+    (tmp_path / "evil.log").symlink_to(tmp_path / "precious")
+    refused = run("twistd", "-n", "-o", "web", "--path", "www", "--listen", ep(free_port()), "--logfile", "evil.log",
+                  cwd=tmp_path)
+    assert_one_clean_line(refused)
+    assert "symbolic link" in refused.stderr and (tmp_path / "precious").read_text() == "keep\n"

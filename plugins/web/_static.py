@@ -124,6 +124,36 @@ def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     return first, min(last, size - 1)
 
 
+
+def _open_beneath(root: str, path: str) -> int:
+    """Open ``path`` (resolved, inside ``root``) one component at a time from ``root``, following no symlink.
+
+    ``path`` was resolved with ``realpath`` and checked to be inside the root,
+    so none of its components is a symlink *then*. Opening it by name would
+    leave a window in which someone who can write to the served tree swaps a
+    directory for a symlink to ``/``; walking with directory descriptors and
+    ``O_NOFOLLOW`` closes it: a component that has become a symlink fails
+    (ELOOP), and nothing outside the root can be reached. PermissionError for
+    a path outside the root.
+    """
+    relative = os.path.relpath(path, root)
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep) or os.path.isabs(relative):
+        raise PermissionError(f"{path} is outside {root}")
+    parts = [] if relative == os.curdir else relative.split(os.sep)
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    directory = os.open(root, flags | getattr(os, "O_DIRECTORY", 0))
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, flags | nofollow | getattr(os, "O_DIRECTORY", 0), dir_fd=directory)
+            os.close(directory)
+            directory = inner
+        if not parts:
+            return os.dup(directory)
+        return os.open(parts[-1], flags | nofollow | getattr(os, "O_NONBLOCK", 0), dir_fd=directory)
+    finally:
+        os.close(directory)
+
 class FileProducer:
     """Sends ``count`` bytes of an open file from ``offset`` as the transport asks for them (a pull producer)."""
 
@@ -416,11 +446,11 @@ class File(Resource):
     def _serve(self, request: Request, path: str, raw: bytes | None = None) -> None:
         """Answer with the file at ``path`` (resolved and checked); ``raw``: the request path, to cache it."""
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+            fd = _open_beneath(os.path.realpath(self.path), path)
         except FileNotFoundError:
             request.error(404)
             return
-        except OSError:
+        except OSError:  # ELOOP: a component became a symlink since the check; EACCES; outside the root
             request.error(403)
             return
         try:

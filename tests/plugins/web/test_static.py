@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +155,32 @@ def test_client_gone_closes_the_file(root):
     producer = c.transport.producer
     c.close()
     assert producer.fd == -1
+
+
+def test_open_beneath_closes_the_window_between_the_check_and_the_open(tmp_path: Path) -> None:
+    """A directory swapped for a symlink after the path was checked: the open fails, nothing outside is read."""
+    import errno
+
+    from tapster.plugins.web._static import _open_beneath
+
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "page.html").write_text("inside")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "page.html").write_text("SECRET")
+    checked = str(root / "sub" / "page.html")  # resolved and checked: inside the root
+    fd = _open_beneath(str(root), checked)
+    assert os.read(fd, 100) == b"inside"
+    os.close(fd)
+    (root / "sub" / "page.html").unlink()
+    (root / "sub").rmdir()
+    (root / "sub").symlink_to(outside)  # the swap, between the check and the open
+    with pytest.raises(OSError) as raised:
+        _open_beneath(str(root), checked)
+    assert raised.value.errno == errno.ELOOP or isinstance(raised.value, NotADirectoryError)
+    (root / "last").symlink_to(outside / "page.html")  # the last component swapped too
+    with pytest.raises(OSError):
+        _open_beneath(str(root), str(root / "last"))
+    with pytest.raises(PermissionError):
+        _open_beneath(str(root), str(outside / "page.html"))

@@ -55,7 +55,7 @@ class DeployError(TapsterError):
 class Port:
     """One listening stream socket of the application."""
 
-    kind: str  # tcp, tcp6, ssl or unix
+    kind: str  # tcp, tcp6, ssl, unix, or udp (a datagram port)
     description: str  # as endpoints.describe writes it, e.g. tcp:8007:interface=127.0.0.1
     service: str  # the name of the service in the tree
     name: str  # a unique name usable as a socket unit, a Kubernetes port name, a FileDescriptorName
@@ -69,8 +69,18 @@ class Port:
         return self.number is not None and 0 < self.number < 1024
 
     @property
+    def protocol(self) -> str:
+        """``TCP`` or ``UDP``: what Kubernetes and a container's EXPOSE call it."""
+        return "UDP" if self.kind == "udp" else "TCP"
+
+    @property
+    def listen_directive(self) -> str:
+        """The socket unit's directive for this port: ``ListenDatagram`` for UDP, ``ListenStream`` otherwise."""
+        return "ListenDatagram" if self.kind == "udp" else "ListenStream"
+
+    @property
     def listen_stream(self) -> str:
-        """The value of a socket unit's ``ListenStream=`` for this port."""
+        """The value of a socket unit's ``ListenStream=`` (or ``ListenDatagram=``) for this port."""
         if self.path is not None:
             return self.path
         if self.interface and self.interface not in ("0.0.0.0", "::"):
@@ -105,6 +115,11 @@ class Deployment:
 
     @property
     def tcp_ports(self) -> tuple[Port, ...]:
+        return tuple(p for p in self.ports if p.number is not None and p.kind != "udp")
+
+    @property
+    def numbered_ports(self) -> tuple[Port, ...]:
+        """Every port with a number, stream and datagram: what a container exposes."""
         return tuple(p for p in self.ports if p.number is not None)
 
 
@@ -138,6 +153,11 @@ def _ports(app: Any) -> list[Port]:
     ports: list[Port] = []
     used: set[str] = set()
     for svc in _walk(app):
+        if isinstance(svc, internet.UDPServer):
+            udp = _udp_port(svc, used)
+            if udp is not None:
+                ports.append(udp)
+            continue
         if not isinstance(svc, (internet.TCPServer, internet.UNIXServer, internet.SSLServer,
                                 internet.StreamServerEndpointService)):
             continue
@@ -148,18 +168,34 @@ def _ports(app: Any) -> list[Port]:
         kind, args, kwargs = endpoints.parse(description)
         if kind in endpoints.ADOPTED_KINDS:
             continue  # a socket systemd passes: its socket unit exists already, and says where it listens
-        base = re.sub(r"[^a-z0-9-]+", "-", str(getattr(svc, "name", None) or kind).lower()).strip("-") or kind
-        base = base[:12].strip("-") or kind  # Kubernetes port names are at most 15 characters
-        name, n = base, 2
-        while name in used:
-            name, n = f"{base}-{n}", n + 1
-        used.add(name)
+        name = _port_name(svc, kind, used)
         if kind == "unix":
             ports.append(Port(kind, description, str(svc.name), name, path=str(args[0])))
         else:
             ports.append(Port(kind, description, str(getattr(svc, "name", "") or ""), name,
                               number=int(args[0]), interface=str(kwargs.get("interface") or "")))
     return ports
+
+
+def _port_name(svc: Any, kind: str, used: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", str(getattr(svc, "name", None) or kind).lower()).strip("-") or kind
+    base = base[:12].strip("-") or kind  # Kubernetes port names are at most 15 characters
+    name, n = base, 2
+    while name in used:
+        name, n = f"{base}-{n}", n + 1
+    used.add(name)
+    return name
+
+
+def _udp_port(svc: Any, used: set[str]) -> Port | None:
+    """A UDPServer's port; None for one that adopts a socket systemd passes (``systemd:name=...``)."""
+    number = svc.args[0] if svc.args else svc.kwargs.get("port")
+    if not isinstance(number, int):
+        return None
+    interface = svc.args[2] if len(svc.args) > 2 else svc.kwargs.get("interface", "")
+    description = f"udp:{number}" + (f":interface={interface}" if interface else "")
+    return Port("udp", description, str(getattr(svc, "name", "") or ""), _port_name(svc, "udp", used),
+                number=number, interface=str(interface or ""))
 
 
 def _plugin_distributions(plugins: Sequence[str], source: str) -> list[str]:

@@ -181,7 +181,7 @@ def socket_units(deployment: Deployment, settings: UnitSettings) -> dict[str, st
     if not settings.socket_activation:
         return {}
     if not deployment.ports:
-        raise DeployError(f"{deployment.source} listens on no stream port: --socket-activation has nothing to bind")
+        raise DeployError(f"{deployment.source} listens on no port: --socket-activation has nothing to bind")
     units: dict[str, str] = {}
     for port in deployment.ports:
         units[f"{unit_name(deployment)}-{port.name}.socket"] = _socket_unit(deployment, settings, port)
@@ -197,7 +197,7 @@ def _socket_unit(deployment: Deployment, settings: UnitSettings, port: Port) -> 
         f"Description={deployment.name}: {port.description}",
         "",
         "[Socket]",
-        f"ListenStream={port.listen_stream}",
+        f"{port.listen_directive}={port.listen_stream}",
         f"FileDescriptorName={port.name}",
         f"Service={unit_name(deployment)}.service",
     ]

@@ -161,3 +161,32 @@ def test_endpoint_services_count_as_ports_and_passed_sockets_do_not() -> None:
     persist.save(app, "eps.tap")
     d = _deploy.read_deployment("eps.tap")
     assert [(p.kind, p.number, p.interface) for p in d.ports] == [("tcp", 8010, "127.0.0.1")]
+
+
+def test_udp_ports_become_datagram_sockets_udp_services_and_udp_exposes(capsys) -> None:
+    from tapster.core.internet import TCPServer, UDPServer
+    from tapster.core.protocol import DatagramProtocol
+    from tapster.mktap import tap2k8s
+    from tapster.plugins.qotd import QOTDFactory
+    from tapster.plugins.quoters import StaticQuoter
+
+    app = Application("dns")
+    udp = UDPServer(5353, DatagramProtocol(), interface="127.0.0.1")
+    udp.setName("dns")
+    udp.setServiceParent(app)
+    TCPServer(8053, QOTDFactory(StaticQuoter("x"))).setServiceParent(app)
+    UDPServer("systemd:name=passed", DatagramProtocol()).setServiceParent(app)  # systemd's own socket unit
+    persist.save(app, "dns.tap")
+    d = _deploy.read_deployment("dns.tap")
+    assert [(p.kind, p.number, p.protocol) for p in d.ports] == [("udp", 5353, "UDP"), ("tcp", 8053, "TCP")]
+    assert [p.kind for p in d.tcp_ports] == ["tcp"]
+    Path("units").mkdir()
+    assert main(["-t", "dns.tap", "--socket-activation", "-d", "units"]) == 0
+    socket_unit = Path("units/tapster-dns-dns.socket").read_text()
+    assert "ListenDatagram=127.0.0.1:5353" in socket_unit and "ListenStream" not in socket_unit
+    capsys.readouterr()
+    assert tap2k8s.main(["-t", "dns.tap"]) == 0
+    manifests = capsys.readouterr().out
+    assert "protocol: UDP" in manifests and "containerPort: 5353" in manifests and "port: 5353" in manifests
+    assert tap2k8s.main_oci(["-t", "dns.tap"]) == 0
+    assert "EXPOSE 5353/udp 8053 9100" in capsys.readouterr().out

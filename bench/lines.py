@@ -44,7 +44,6 @@ import json
 import platform
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -290,17 +289,6 @@ def ratios(results: dict[str, dict[str, list[float | None]]], metric: str, other
     return [a / b for a, b in pairs if a is not None and b]
 
 
-def fmt_ratio(values: list[float], goal: float | None = None, higher: bool = True) -> str:
-    if not values:
-        return "n/a"
-    r = statistics.median(values)
-    text = f"{r:.2f}×" + (f" [{min(values):.2f}–{max(values):.2f}]" if len(values) > 1 else "")
-    if goal is None:
-        return text
-    met = r >= goal if higher else r < goal
-    return text + f" {'✓' if met else '✗'} goal {'≥' if higher else '<'} {goal:g}×"
-
-
 def render(results: dict[str, dict[str, list[float | None]]], meta: dict[str, str]) -> str:
     names = [n for n in SERVER_NAMES if n in results]
 
@@ -309,7 +297,7 @@ def render(results: dict[str, dict[str, list[float | None]]], meta: dict[str, st
         return "n/a" if value is None else format(value, spec)
 
     def versus(metric: str, other: str) -> str:
-        return fmt_ratio(ratios(results, metric, other)) if other in results else "n/a"
+        return _run.fmt_ratio(ratios(results, metric, other)) if other in results else "n/a"
 
     out = ["# tapster line benchmark", ""]
     out += [f"- {key}: {value}" for key, value in meta.items()]
@@ -322,7 +310,7 @@ def render(results: dict[str, dict[str, list[float | None]]], meta: dict[str, st
             ("client CPU busy (1.0 = one core)", "client_busy", ".2f", None)]
     for label, metric, spec, goal in rows:
         mine = ratios(results, metric) if "twisted" in results else []
-        first = fmt_ratio(mine, *goal) if goal else fmt_ratio(mine)
+        first = _run.fmt_ratio(mine, *goal) if goal else _run.fmt_ratio(mine)
         rest = ("", "") if goal is None else (versus(metric, "ceiling"), versus(metric, "bare-uvloop"))
         out.append(f"| {label} | " + " | ".join(med(n, metric, spec) for n in names)
                    + f" | {first} | {rest[0]} | {rest[1]} |")

@@ -597,8 +597,11 @@ def fmt_value(metric: str, value: float | None) -> str:
     return "n/a" if value is None else format(value, METRICS[metric][3])
 
 
-def fmt_ratio(ratios: list[float], goal: float | None = None) -> str:
-    """Median ratio, the per-round range (how much to trust it), and the goal mark if any."""
+def fmt_ratio(ratios: list[float], goal: float | None = None, higher: bool = True) -> str:
+    """Median ratio, the per-round range (how much to trust it), and the goal mark if any.
+
+    ``higher``: the goal is a floor (rates); False makes it a ceiling (CPU per operation).
+    """
     if not ratios:
         return "n/a"
     r = statistics.median(ratios)
@@ -606,7 +609,8 @@ def fmt_ratio(ratios: list[float], goal: float | None = None) -> str:
     if len(ratios) > 1:
         text += f" [{min(ratios):.2f}–{max(ratios):.2f}]"
     if goal is not None:
-        text += f" {'✓' if r >= goal else '✗'} goal ≥ {goal:g}×"
+        met = r >= goal if higher else r < goal
+        text += f" {'✓' if met else '✗'} goal {'≥' if higher else '<'} {goal:g}×"
     return text
 
 

@@ -46,7 +46,6 @@ import platform
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -269,16 +268,6 @@ def ratios(results: Results, test: str, metric: str, other: str) -> list[float]:
     return [a / b for a, b in zip(mine[metric], theirs[metric], strict=False) if a is not None and b]
 
 
-def fmt_ratio(values: list[float], goal: float | None = None, higher: bool = True) -> str:
-    if not values:
-        return "n/a"
-    r = statistics.median(values)
-    text = f"{r:.2f}×" + (f" [{min(values):.2f}–{max(values):.2f}]" if len(values) > 1 else "")
-    if goal is None:
-        return text
-    return text + f" {'✓' if r >= goal else '✗'} goal ≥ {goal:g}×"
-
-
 def render(results: Results, meta: dict[str, str]) -> str:
     out = ["# tapster web benchmark", ""]
     out += [f"- {key}: {value}" for key, value in meta.items()]
@@ -301,7 +290,7 @@ def render(results: Results, meta: dict[str, str]) -> str:
                     versus.append("")
                     continue
                 goal = GOALS.get((test, other)) if is_rate else None
-                versus.append(fmt_ratio(ratios(results, test, metric, other), goal))
+                versus.append(_run.fmt_ratio(ratios(results, test, metric, other), goal))
             out.append(f"| {label} | {name} | " + " | ".join(cells) + " | " + " | ".join(versus) + " |")
     out += ["", "Medians over rounds; ratios are computed within each round (median, range in brackets). "
             "For CPU µs/request a ratio below 1 means tapster uses less CPU per request.", ""]

@@ -35,12 +35,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+sys.path.insert(0, str(REPO / "bench"))
+import run as _run  # noqa: E402  (the shared bench helpers: ports, the C tools)
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float = 30.0) -> None:
@@ -84,8 +80,8 @@ def tree_cpu(pid: int) -> float:
     return sum(tree(pid).values())
 
 
-def loadgen(tools: Path, mode: str, port: int, duration: float) -> float:
-    out = subprocess.run([str(tools / "loadgen"), mode, "-p", str(port), "-c", "50", "-d", str(duration)],
+def loadgen(binary: Path, mode: str, port: int, duration: float) -> float:
+    out = subprocess.run([str(binary), mode, "-p", str(port), "-c", "50", "-d", str(duration)],
                          capture_output=True, text=True, timeout=duration + 60).stdout
     match = re.search(r"RESULT .*rate=([0-9.]+)", out)
     if match is None:
@@ -93,8 +89,9 @@ def loadgen(tools: Path, mode: str, port: int, duration: float) -> float:
     return float(match.group(1))
 
 
-def measure(bin_dir: Path, tools: Path, workers: int, plugin: str, mode: str, duration: float) -> tuple[float, float]:
-    port = free_port()
+def measure(bin_dir: Path, loadgen_bin: Path, workers: int, plugin: str, mode: str,
+            duration: float) -> tuple[float, float]:
+    port = _run.free_ports(1)[0]
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen([str(bin_dir / "twistd"), "-n", "-o", "--workers", str(workers), plugin, "-p",
                                  f"tcp:{port}:interface=127.0.0.1"], cwd=tmp, stdout=subprocess.DEVNULL,
@@ -107,7 +104,7 @@ def measure(bin_dir: Path, tools: Path, workers: int, plugin: str, mode: str, du
                 time.sleep(0.02)
             before = tree_cpu(proc.pid)
             started = time.monotonic()
-            rate = loadgen(tools, mode, port, duration)
+            rate = loadgen(loadgen_bin, mode, port, duration)
             elapsed = time.monotonic() - started
             used = tree_cpu(proc.pid) - before
         finally:
@@ -124,16 +121,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--tools", type=Path, default=REPO.parent / "shared" / "tools")
     parser.add_argument("--tapster-bin", type=Path, default=Path(sys.executable).parent)
     args = parser.parse_args(argv)
-    build = REPO / "bench" / ".build"
-    if not (build / "loadgen").exists():
-        subprocess.run([str(args.tools / "build.sh"), str(build)], check=True)
+    loadgen_bin, _ = _run.build_tools(args.tools)
     results: dict[tuple[str, int], list[tuple[float, float]]] = {}
     tests = [("echo", "echo", "echo round trips/s"), ("qotd", "connect", "qotd connections/s")]
     for _ in range(args.rounds):
         for plugin, mode, _label in tests:
             for workers in (1, 2):
                 results.setdefault((plugin, workers), []).append(
-                    measure(args.tapster_bin, build, workers, plugin, mode, args.duration))
+                    measure(args.tapster_bin, loadgen_bin, workers, plugin, mode, args.duration))
     print(f"| test | --workers 1 | --workers 2 | ratio | CPU µs/op w1 | CPU µs/op w2 |  ({args.rounds} rounds, "
           f"medians)")
     print("|---|---|---|---|---|---|")

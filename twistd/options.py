@@ -69,24 +69,25 @@ def parse_umask(value: str) -> int:
 parse_umask.coerceDoc = "Octal (022, 0027)."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
-def _timeout(value: str) -> float:
-    seconds = float(value)
-    if seconds <= 0:
-        raise ValueError("must be a positive number of seconds")
-    return seconds
+def _bounded(kind: Callable[[str], float], accept: Callable[[float], bool], message: str,
+             doc: str) -> Callable[[str], float]:
+    """A coerce function: ``kind(value)`` (int or float), refused with ``message`` unless ``accept`` holds."""
+
+    def coerce(value: str) -> float:
+        number = kind(value)  # ValueError for what is not a number at all
+        if not accept(number):
+            raise ValueError(message)
+        return number
+
+    coerce.coerceDoc = doc  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
+    return coerce
 
 
-_timeout.coerceDoc = "Seconds (a positive number)."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
-
-
-def _seconds(value: str) -> float:
-    seconds = float(value)
-    if not 0 <= seconds <= 3600:
-        raise ValueError("must be between 0 and 3600 seconds")
-    return seconds
-
-
-_seconds.coerceDoc = "Seconds, from 0 to 3600."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
+_timeout = _bounded(float, lambda n: n > 0, "must be a positive number of seconds", "Seconds (a positive number).")
+_seconds = _bounded(float, lambda n: 0 <= n <= 3600, "must be between 0 and 3600 seconds", "Seconds, from 0 to 3600.")
+_workers = _bounded(int, lambda n: 1 <= n <= 256, "must be between 1 and 256", "A number of processes, 1 to 256.")
+_keep = _bounded(int, lambda n: n >= 1, "must be at least 1 (rotated files are never kept without bound)",
+                 "A number, at least 1.")
 
 
 def _endpoint(value: str) -> str:
@@ -99,26 +100,6 @@ def _endpoint(value: str) -> str:
 
 
 _endpoint.coerceDoc = "A server endpoint: tcp:PORT[:interface=ADDR] or unix:PATH."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
-
-
-def _workers(value: str) -> int:
-    count = int(value)
-    if not 1 <= count <= 256:
-        raise ValueError("must be between 1 and 256")
-    return count
-
-
-_workers.coerceDoc = "A number of processes, 1 to 256."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
-
-
-def _keep(value: str) -> int:
-    count = int(value)
-    if count < 1:
-        raise ValueError("must be at least 1 (rotated files are never kept without bound)")
-    return count
-
-
-_keep.coerceDoc = "A number, at least 1."  # type: ignore[attr-defined]  # a function attribute: the rule --help shows
 
 
 def _choice(*choices: str) -> Callable[[str], str]:

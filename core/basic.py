@@ -175,6 +175,28 @@ class _OneWritePerRead:
             transport._release_writes()  # type: ignore[union-attr]
 
 
+class _LineSender(_OneWritePerRead):
+    """``sendLine``, shared by both line receivers: inside ``dataReceived`` the line joins the one write."""
+
+    delimiter: bytes  # each receiver's own class attribute (Twisted's)
+    transport: ITransport | None
+
+    def sendLine(self, line: bytes) -> None:
+        """Write ``line`` followed by the delimiter."""
+        held = self._held
+        if held is not None:  # inside dataReceived: joined with the rest once it returns
+            if type(line) is bytes:
+                held.append(line)
+                held.append(self.delimiter)
+            else:  # a copy (a bytearray may change before the join); a str raises TypeError here
+                held.append(line + self.delimiter)
+            return None
+        transport = self.transport
+        if transport is None:
+            raise _no_transport(self)
+        return transport.write(line + self.delimiter)
+
+
 class _PauseableMixin:
     """Lets the application stop the delivery of parsed messages (``IPushProducer``).
 
@@ -206,7 +228,7 @@ class _PauseableMixin:
 # -- lines ----------------------------------------------------------------------
 
 
-class LineOnlyReceiver(_OneWritePerRead, Protocol):
+class LineOnlyReceiver(_LineSender, Protocol):
     """Calls :meth:`lineReceived` for each line; nothing else (no raw mode, no pausing).
 
     ``delimiter`` ends a line (``b"\\r\\n"``); a line longer than
@@ -265,21 +287,6 @@ class LineOnlyReceiver(_OneWritePerRead, Protocol):
         """A line arrived, without its delimiter. Override."""
         raise NotImplementedError
 
-    def sendLine(self, line: bytes) -> None:
-        """Write ``line`` followed by the delimiter."""
-        held = self._held
-        if held is not None:  # inside dataReceived: joined with the rest once it returns
-            if type(line) is bytes:
-                held.append(line)
-                held.append(self.delimiter)
-            else:  # a copy (a bytearray may change before the join); a str raises TypeError here
-                held.append(line + self.delimiter)
-            return None
-        transport = self.transport
-        if transport is None:
-            raise _no_transport(self)
-        return transport.writeSequence((line, self.delimiter))
-
     def lineLengthExceeded(self, line: bytes) -> object:
         """A line longer than ``MAX_LENGTH`` arrived (``line`` may be just its start).
 
@@ -289,7 +296,7 @@ class LineOnlyReceiver(_OneWritePerRead, Protocol):
         return None
 
 
-class LineReceiver(_OneWritePerRead, Protocol, _PauseableMixin):
+class LineReceiver(_LineSender, Protocol, _PauseableMixin):
     """Line mode (``lineReceived`` per line) or raw mode (``rawDataReceived`` per chunk).
 
     Everything may change from inside ``lineReceived`` and takes effect for
@@ -472,21 +479,6 @@ class LineReceiver(_OneWritePerRead, Protocol, _PauseableMixin):
     def lineReceived(self, line: bytes) -> object:
         """A line arrived, without its delimiter. Override."""
         raise NotImplementedError
-
-    def sendLine(self, line: bytes) -> None:
-        """Write ``line`` followed by the delimiter."""
-        held = self._held
-        if held is not None:  # inside dataReceived: joined with the rest once it returns
-            if type(line) is bytes:
-                held.append(line)
-                held.append(self.delimiter)
-            else:  # a copy (a bytearray may change before the join); a str raises TypeError here
-                held.append(line + self.delimiter)
-            return None
-        transport = self.transport
-        if transport is None:
-            raise _no_transport(self)
-        return transport.write(line + self.delimiter)
 
     def lineLengthExceeded(self, line: bytes) -> object:
         """A line longer than ``MAX_LENGTH`` arrived.

@@ -247,6 +247,7 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
     if not config["originalname"] and title is not None:  # a nameless root (a .tac's) keeps the name
         environment.set_process_title(title)
     settings = _log_settings(config, application)
+    reload_status = _reload_status_file(config)  # before a --chroot hides the library
     if config["chroot"]:
         extra: tuple[str, ...] = (
             ("rich.console", "rich.logging") if settings.logfile == "-" and sys.stdout.isatty() else ()
@@ -259,7 +260,7 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
         environment.enter_chroot(config["chroot"], config["rundir"])
     handler = setup_logging(settings=settings)
     if config["workers"] > 1:
-        return _serve_workers(config, application, source, prepared, status, notifier, handler)
+        return _serve_workers(config, application, source, prepared, status, notifier, handler, reload_status)
     reactor = shared.install(prepared["reactor"])
     pidfile = PidFile(config["pidfile"]) if config["pidfile"] else NullPidFile()
     debugger = post_mortem_available(config["nodaemon"], config["debug"])
@@ -278,7 +279,7 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
         post_mortem=post_mortem if debugger else None,
         notifier=notifier,
         reload=_reload_source(config, application),
-        reload_status=f"{config['pidfile']}.reload" if config["pidfile"] else None,
+        reload_status=reload_status,
         health=config["health"],
         drain_time=config["drain-time"],
     )
@@ -299,7 +300,8 @@ def _serve(config: ServerOptions, application: IService, source: str, prepared: 
 
 
 def _serve_workers(config: ServerOptions, application: IService, source: str, prepared: _Prepared,
-                   status: StatusPipe, notifier: Notifier | None, handler: logging.Handler) -> int:
+                   status: StatusPipe, notifier: Notifier | None, handler: logging.Handler,
+                   reload_status: str | None) -> int:
     """``--workers N``: bind once here, fork N workers that adopt the sockets, supervise (twistd.workers)."""
     import functools
     import logging
@@ -331,23 +333,21 @@ def _serve_workers(config: ServerOptions, application: IService, source: str, pr
         return runner.run()
 
     kept = [application]
-    status_file = f"{config['pidfile']}.reload" if config["pidfile"] else None
+    status_file = reload_status
     reloads = [0]
 
     def reload_copy() -> None:
         """The supervisor's copy (what the shutdown file saves) is loaded first: a file that fails stops here."""
         from tapster.twistd.reload import ReloadError
+        from tapster.twistd.reload import load_again as checked_load
 
         reloads[0] += 1
         try:
-            kept[0] = load_again()
-        except Exception as e:
-            reason = str(e) if isinstance(e, TapsterError) else f"{type(e).__name__}: {e}"
-            error = ReloadError(f"reloading {source} failed: {reason}; the workers keep serving the running "
-                                "application")
+            kept[0] = checked_load(load_again, source, "the workers keep serving the running application")
+        except ReloadError as e:
             if status_file:
-                write_reload_status(status_file, reloads[0], f"error {error}")
-            raise error from e
+                write_reload_status(status_file, reloads[0], f"error {e}")
+            raise
         if status_file:
             write_reload_status(status_file, reloads[0], f"ok reloaded {source}: {count} workers reload one at "
                                 "a time (each logs what it kept and replaced)")
@@ -376,6 +376,13 @@ def _serve_workers(config: ServerOptions, application: IService, source: str, pr
         finally:
             if status_file and os.path.exists(status_file):
                 os.unlink(status_file)
+
+
+def _reload_status_file(config: ServerOptions) -> str | None:
+    """Where the daemon tells ``twistd --reload`` how a reload went: beside the pidfile (none without one)."""
+    from tapster.twistd.control import reload_status_path
+
+    return reload_status_path(config["pidfile"]) if config["pidfile"] else None
 
 
 def _reload_source(config: ServerOptions, application: IService) -> Callable[[], IService]:

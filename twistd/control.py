@@ -19,7 +19,7 @@ from typing import TextIO
 
 from tapster.twistd.pidfile import read_pid
 
-__all__ = ["Probe", "probe", "status", "stop", "reload", "NOT_RUNNING"]
+__all__ = ["Probe", "probe", "status", "stop", "reload", "reload_status_path", "NOT_RUNNING"]
 
 #: ``--status`` exit status when nothing runs (as LSB init scripts expect).
 NOT_RUNNING = 3
@@ -138,6 +138,11 @@ def _reload_state(path: str) -> tuple[int, str] | None:
     return (int(number), outcome) if number.isdigit() else None
 
 
+def reload_status_path(pidfile: str) -> str:
+    """The file beside ``pidfile`` where a daemon writes how each reload went (``<number> ok|error <line>``)."""
+    return f"{pidfile}.reload"
+
+
 def reload(path: str, timeout: float, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """SIGHUP the twistd holding ``path`` and wait for the outcome it writes to ``path.reload``.
 
@@ -152,7 +157,7 @@ def reload(path: str, timeout: float, out: TextIO | None = None, err: TextIO | N
         print(f"twistd: {_describe_stale(p) if not p.running else 'the pidfile holds no pid'}; nothing to reload",
               file=err)
         return 1
-    status_path = f"{path}.reload"
+    status_path = reload_status_path(path)
     before = _reload_state(status_path)
     if before is None:
         print(f"twistd: pid {p.pid} ({p.path}) wrote no {status_path}: is it a twistd that reloads on SIGHUP?",

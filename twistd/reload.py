@@ -49,7 +49,7 @@ from tapster.core.service import MultiService
 if TYPE_CHECKING:
     from tapster.core.service import IService, IServiceCollection
 
-__all__ = ["Reloader", "ReloadResult", "ReloadError"]
+__all__ = ["Reloader", "ReloadResult", "ReloadError", "load_again"]
 
 _log = logging.getLogger("tapster.twistd")
 
@@ -75,6 +75,17 @@ class ReloadResult:
         if self.handed_over:
             parts.append(f"{self.handed_over} listening socket{'s' * (self.handed_over != 1)} handed over")
         return ", ".join(parts)
+
+
+def load_again(load: Callable[[], IService], source: str,
+               serving: str = "still serving the running application") -> IService:
+    """``load()``, or a ReloadError naming ``source``, the problem, and what keeps serving (``serving``)."""
+    try:
+        return load()
+    except TapsterError as e:
+        raise ReloadError(f"reloading {source} failed: {e}; {serving}") from e
+    except Exception as e:  # noqa: BLE001 - a .tac or plugin may raise anything
+        raise ReloadError(f"reloading {source} failed: {type(e).__name__}: {e}; {serving}") from e
 
 
 def _key(service: IService, index: int) -> str:
@@ -181,13 +192,7 @@ class Reloader:
 
     def reload(self) -> ReloadResult:
         """Do the reload (see the module docstring); raises ReloadError having changed nothing."""
-        try:
-            new = self.load()
-        except TapsterError as e:
-            raise ReloadError(f"reloading {self.source} failed: {e}; still serving the running application") from e
-        except Exception as e:  # noqa: BLE001 - a .tac or plugin may raise anything
-            raise ReloadError(f"reloading {self.source} failed: {type(e).__name__}: {e}; "
-                              "still serving the running application") from e
+        new = load_again(self.load, self.source)
         if not isinstance(new, MultiService):
             raise ReloadError(f"reloading {self.source} failed: it gave a {type(new).__name__}, not an application")
         app = self.application

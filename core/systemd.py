@@ -52,12 +52,12 @@ def readEnvironment(environ: MutableMapping[str, str] | None = None, pid: int | 
     nothing. Malformed values are an InheritedSocketError naming the variable.
     """
     global _read
+    if environ is None and _read:  # the process's environment is read once
+        return list(_inherited)
     env = os.environ if environ is None else environ
     count_text = env.pop("LISTEN_FDS", None)
     pid_text = env.pop("LISTEN_PID", None)
     names_text = env.pop("LISTEN_FDNAMES", None)
-    if _read and environ is None:
-        return list(_inherited)
     _read = True
     _inherited.clear()
     if count_text is None:
@@ -87,7 +87,7 @@ def readEnvironment(environ: MutableMapping[str, str] | None = None, pid: int | 
 
 def inherited() -> list[InheritedSocket]:
     """The sockets :func:`readEnvironment` found (read now if it has not run yet)."""
-    return readEnvironment() if not _read else list(_inherited)
+    return readEnvironment()
 
 
 def _describe(found: list[InheritedSocket]) -> str:
